@@ -1,0 +1,30 @@
+// cpu_ref.hpp: the reference backend. Plain scalar loops, written to be obviously
+// right; every faster backend is tested against it.
+#pragma once
+#include "../../tensor/memory.hpp"
+#include "../context.hpp"
+#include "attention.hpp"
+#include "conv.hpp"
+#include "elementwise.hpp"
+#include "embedding.hpp"
+#include "filter.hpp"
+#include "gemm.hpp"
+#include "loss.hpp"
+#include "norm.hpp"
+
+namespace hyena::backend {
+
+struct cpu_ref : ref_gemm_ops,
+                 ref_elementwise_ops,
+                 ref_norm_ops,
+                 ref_embedding_ops,
+                 ref_attention_ops,
+                 ref_conv_ops,
+                 ref_filter_ops,
+                 ref_loss_ops {
+  using context = host_context;
+  using memory = host_memory;
+  static constexpr const char* name = "cpu_ref";
+};
+
+}  // namespace hyena::backend

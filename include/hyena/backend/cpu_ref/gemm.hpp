@@ -1,0 +1,41 @@
+// cpu_ref/gemm.hpp: row-major matrix products as plain triple loops (the oracle).
+#pragma once
+#include "../context.hpp"
+
+namespace hyena::backend {
+
+struct ref_gemm_ops {
+  // C = alpha * op(A) * op(B) + beta * C, all row-major; op(X) = X or X^T.
+  // op(A) is m x k, op(B) is k x n, C is m x n. With beta == 0, C is never read
+  // (so it may hold garbage or NaN).
+  template <class T>
+  static void gemm(host_context&, bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
+                   T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
+                   index_t ldc) {
+    for (index_t i = 0; i < m; ++i)
+      for (index_t j = 0; j < n; ++j) {
+        T acc = 0;
+        for (index_t p = 0; p < k; ++p) {
+          T av = trans_a ? a[p * lda + i] : a[i * lda + p];
+          T bv = trans_b ? b[j * ldb + p] : b[p * ldb + j];
+          acc += av * bv;
+        }
+        T& out = c[i * ldc + j];
+        out = beta == T(0) ? alpha * acc : alpha * acc + beta * out;
+      }
+  }
+
+  // `batch` independent products; matrix i starts at a + i*stride_a (and so on).
+  // A stride of 0 shares one matrix across the batch (grouped-query attention).
+  template <class T>
+  static void gemm_batched(host_context& ctx, bool trans_a, bool trans_b, index_t m, index_t n,
+                           index_t k, T alpha, const T* a, index_t lda, index_t stride_a,
+                           const T* b, index_t ldb, index_t stride_b, T beta, T* c, index_t ldc,
+                           index_t stride_c, index_t batch) {
+    for (index_t i = 0; i < batch; ++i)
+      gemm(ctx, trans_a, trans_b, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb,
+           beta, c + i * stride_c, ldc);
+  }
+};
+
+}  // namespace hyena::backend

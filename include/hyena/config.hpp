@@ -1,0 +1,49 @@
+// config.hpp: version, the error type and the checks every other header uses.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#define HYENA_VERSION_MAJOR 0
+#define HYENA_VERSION_MINOR 1
+#define HYENA_VERSION_PATCH 0
+
+// Functions that CUDA kernels may also call.
+#if defined(__CUDACC__)
+#define HYENA_HOST_DEVICE __host__ __device__
+#else
+#define HYENA_HOST_DEVICE
+#endif
+
+namespace hyena {
+
+using index_t = std::int64_t;
+
+// The one exception type of the library. Bad input never aborts: it throws this,
+// with a message that names the problem.
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+template <class... Parts>
+[[noreturn]] inline void fail(const char* file, int line, const Parts&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  os << " [" << file << ":" << line << "]";
+  throw error(os.str());
+}
+}  // namespace detail
+
+}  // namespace hyena
+
+// HYENA_CHECK(cond, "message", value, ...): throws hyena::error when cond is false.
+#define HYENA_CHECK(cond, ...)                                    \
+  do {                                                            \
+    if (!(cond)) ::hyena::detail::fail(__FILE__, __LINE__, __VA_ARGS__); \
+  } while (0)
+
+#define HYENA_FAIL(...) ::hyena::detail::fail(__FILE__, __LINE__, __VA_ARGS__)

@@ -1,0 +1,42 @@
+// nn/layer.hpp: what every layer shares.
+//
+// A layer is a stateless type `L<Backend, Scalar>` with
+//   config                         its sizes: a plain struct at namespace scope, shared by
+//                                  every backend and scalar (`config::from(model_config)`
+//                                  for block parts)
+//   params  { visit(w, config) }   views into the parameter arena (grads use the same struct)
+//   cache   { visit(w, config, batch, seq) }  what backward needs, in the activation arena
+//   input_shape / output_shape     for (batch, seq)
+//   init(config, params, rng)      a fresh initialisation
+//   forward(ctx, config, params, cache, x, y)
+//   backward(ctx, config, params, cache, dy, dx, grads)
+// Conventions: parameter grads accumulate (+=), activation grads are assigned, and an
+// empty dx means the caller does not need it.
+#pragma once
+#include <cmath>
+
+#include "../backend/backend.hpp"
+#include "../models/config.hpp"
+#include "../tensor/arena.hpp"
+#include "../tensor/random.hpp"
+
+namespace hyena::nn {
+
+using models::model_config;
+
+// Number of rows of a (..., cols) view, checking that its last dimension is `cols`.
+template <class V>
+index_t rows_of(const V& v, index_t cols, const char* what) {
+  HYENA_CHECK(v.rank() >= 1 && v.size(v.rank() - 1) == cols, what, ": expected last dimension ", cols,
+              ", got shape ", v.shape);
+  HYENA_CHECK(v.contiguous(), what, ": must be contiguous");
+  return v.numel() / cols;
+}
+
+// Throws unless `a` and `b` have the same shape.
+template <class V1, class V2>
+void check_same_shape(const V1& a, const V2& b, const char* what) {
+  HYENA_CHECK(a.shape == b.shape, what, ": shapes differ, ", a.shape, " vs ", b.shape);
+}
+
+}  // namespace hyena::nn
