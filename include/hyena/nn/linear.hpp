@@ -21,7 +21,7 @@ struct linear {
     tview weight;  // (out, in)
     tview bias;    // (out), empty without bias
     template <class W>
-    void visit(W& w, const config& c) {
+    void visit(W&& w, const config& c) {
       w("weight", weight, {c.out, c.in});
       if (c.bias) w("bias", bias, {c.out});
     }
@@ -30,7 +30,7 @@ struct linear {
   struct cache {
     ctview x;  // the input, kept by reference
     template <class W>
-    void visit(W&, const config&, index_t, index_t) {}
+    void visit(W&&, const config&, index_t, index_t) {}
   };
 
   static shape input_shape(const config& c, index_t batch, index_t seq) { return {batch, seq, c.in}; }

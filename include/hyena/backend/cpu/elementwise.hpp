@@ -1,5 +1,9 @@
 // cpu/elementwise.hpp: xsimd-vectorized, OpenMP-threaded versions of cpu_ref/elementwise.hpp.
 #pragma once
+#include <algorithm>
+#include <numbers>
+#include <type_traits>
+
 #include <xsimd/xsimd.hpp>
 
 #include "../context.hpp"
@@ -40,6 +44,48 @@ inline void simd_binary(host_context& ctx, index_t n, const T* a, const T* b, T*
   });
 }
 
+// Loads / stores one step of a loop that is generic over V = xsimd::batch<T> or V = T,
+// so a single lambda body serves the vector part and the scalar tail.
+template <class V, class T>
+inline V simd_load(const T* p) {
+  if constexpr (std::is_arithmetic_v<V>) return *p;
+  else return V::load_unaligned(p);
+}
+template <class V, class T>
+inline void simd_store(const V& v, T* p) {
+  if constexpr (std::is_arithmetic_v<V>) *p = v;
+  else v.store_unaligned(p);
+}
+
+// Calls f(V{}, i) for i in [lo, hi): whole batches first, then scalars.
+template <class T, class F>
+inline void simd_for(index_t lo, index_t hi, F&& f) {
+  using batch = xsimd::batch<T>;
+  constexpr index_t w = static_cast<index_t>(batch::size);
+  const index_t vec_end = lo + (hi - lo) / w * w;
+  for (index_t i = lo; i < vec_end; i += w) f(batch{}, i);
+  for (index_t i = vec_end; i < hi; ++i) f(T{}, i);
+}
+
+// Sum over [0, n) of f(V{}, i), returned in double. Lanes accumulate in T for at most
+// 64 batches before flushing into the double total, so long rows stay accurate in fp32.
+template <class T, class F>
+inline double simd_sum(index_t n, F&& f) {
+  using batch = xsimd::batch<T>;
+  constexpr index_t w = static_cast<index_t>(batch::size);
+  const index_t vec_end = n - n % w;
+  double total = 0;
+  index_t i = 0;
+  while (i < vec_end) {
+    index_t end = std::min(vec_end, i + 64 * w);
+    batch acc(T(0));
+    for (; i < end; i += w) acc += f(batch{}, i);
+    total += double(xsimd::hadd(acc));
+  }
+  for (; i < n; ++i) total += double(f(T{}, i));
+  return total;
+}
+
 template <class Base>
 struct cpu_elementwise_ops : Base {
   template <class T>
@@ -59,6 +105,67 @@ struct cpu_elementwise_ops : Base {
     parallel_ranges(ctx, rows, std::max<index_t>(1, (1 << 14) / std::max<index_t>(cols, 1)), [&](index_t lo, index_t hi) {
       host_context serial(1);
       for (index_t r = lo; r < hi; ++r) simd_binary(serial, cols, static_cast<const T*>(y + r * cols), bias, y + r * cols, [](auto u, auto v) { return u + v; });
+    });
+  }
+
+  template <class T>
+  static void gelu_forward(host_context& ctx, index_t n, const T* x, T* y) {
+    const T inv_sqrt2 = T(1 / std::numbers::sqrt2);
+    parallel_ranges(ctx, n, 1 << 13, [&](index_t lo, index_t hi) {
+      simd_for<T>(lo, hi, [&](auto tag, index_t i) {
+        using V = decltype(tag);
+        V v = simd_load<V>(x + i);
+        simd_store(V(T(0.5)) * v * (V(T(1)) + xsimd::erf(v * inv_sqrt2)), y + i);
+      });
+    });
+  }
+  // Pointwise: each step loads before it stores, so dx may alias dy.
+  template <class T>
+  static void gelu_backward(host_context& ctx, index_t n, const T* x, const T* dy, T* dx) {
+    const T inv_sqrt2 = T(1 / std::numbers::sqrt2);
+    const T inv_sqrt_2pi = T(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
+    parallel_ranges(ctx, n, 1 << 13, [&](index_t lo, index_t hi) {
+      simd_for<T>(lo, hi, [&](auto tag, index_t i) {
+        using V = decltype(tag);
+        V v = simd_load<V>(x + i);
+        V d = V(T(0.5)) * (V(T(1)) + xsimd::erf(v * inv_sqrt2)) + v * xsimd::exp(V(T(-0.5)) * v * v) * inv_sqrt_2pi;
+        simd_store(simd_load<V>(dy + i) * d, dx + i);
+      });
+    });
+  }
+  template <class T>
+  static void swiglu_forward(host_context& ctx, index_t rows, index_t width, const T* gate_up, T* y) {
+    parallel_ranges(ctx, rows, std::max<index_t>(1, (1 << 13) / std::max<index_t>(width, 1)), [&](index_t lo, index_t hi) {
+      for (index_t r = lo; r < hi; ++r) {
+        const T* g = gate_up + r * 2 * width;
+        const T* u = g + width;
+        T* yr = y + r * width;
+        simd_for<T>(0, width, [&](auto tag, index_t c) {
+          using V = decltype(tag);
+          V gv = simd_load<V>(g + c);
+          simd_store(gv / (V(T(1)) + xsimd::exp(-gv)) * simd_load<V>(u + c), yr + c);
+        });
+      }
+    });
+  }
+  template <class T>
+  static void swiglu_backward(host_context& ctx, index_t rows, index_t width, const T* gate_up, const T* dy,
+                              T* dgate_up) {
+    parallel_ranges(ctx, rows, std::max<index_t>(1, (1 << 13) / std::max<index_t>(width, 1)), [&](index_t lo, index_t hi) {
+      for (index_t r = lo; r < hi; ++r) {
+        const T* g = gate_up + r * 2 * width;
+        const T* u = g + width;
+        const T* dyr = dy + r * width;
+        T* dg = dgate_up + r * 2 * width;
+        T* du = dg + width;
+        simd_for<T>(0, width, [&](auto tag, index_t c) {
+          using V = decltype(tag);
+          V gv = simd_load<V>(g + c), uv = simd_load<V>(u + c), d = simd_load<V>(dyr + c);
+          V s = V(T(1)) / (V(T(1)) + xsimd::exp(-gv));
+          simd_store(d * uv * s * (V(T(1)) + gv * (V(T(1)) - s)), dg + c);
+          simd_store(d * gv * s, du + c);
+        });
+      }
     });
   }
 };

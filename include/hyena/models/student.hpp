@@ -1,0 +1,75 @@
+// models/student.hpp: the Hyena student of a teacher, and building one from it.
+//
+//   using Student = with_mixer<Teacher, nn::hyena_operator>;
+//
+// keeps the teacher's embedding, norms, MLPs and unembedding types and swaps only the
+// mixer. make_student copies every shared weight and initialises the mixers fresh
+// (stage 0 of the distillation: "scavenging").
+#pragma once
+#include <string>
+#include <vector>
+
+#include "../nn/hyena.hpp"
+#include "causal_lm.hpp"
+
+namespace hyena::models {
+
+template <class Model, template <class, class> class NewMixer, class B = typename Model::backend,
+          class T = typename Model::scalar>
+using rebind_model = causal_lm<typename Model::block_type::template rebind<B, T, NewMixer>>;
+
+// The same model with another mixer.
+template <class Model, template <class, class> class NewMixer>
+using with_mixer = rebind_model<Model, NewMixer>;
+
+// The Hyena student of a teacher type.
+template <class Teacher>
+using hyena_student = with_mixer<Teacher, nn::hyena_operator>;
+
+// True for parameter names that belong to a block's mixer (not shared with a student).
+inline bool is_mixer_parameter(const std::string& name) { return name.find(".mixer.") != std::string::npos; }
+
+// Copies every parameter of `from` whose name exists in `to` with the same shape, except the
+// mixers. Returns the number of tensors copied. Both models must live in host memory.
+template <class From, class To>
+index_t copy_shared_weights(From& from, To& to) {
+  struct entry {
+    shape s;
+    typename From::scalar* data;
+  };
+  std::map<std::string, entry> source;
+  from.for_each_parameter([&](const std::string& n, auto& p, auto&) { source[n] = {p.shape, p.data}; });
+  index_t copied = 0;
+  to.for_each_parameter([&](const std::string& n, auto& p, auto&) {
+    if (is_mixer_parameter(n)) return;
+    auto it = source.find(n);
+    HYENA_CHECK(it != source.end(), "copy_shared_weights: the teacher has no parameter ", n);
+    HYENA_CHECK(it->second.s == p.shape, "copy_shared_weights: ", n, " is ", it->second.s, " in the teacher but ",
+                p.shape, " in the student");
+    for (index_t i = 0; i < p.numel(); ++i) p.data[i] = static_cast<typename To::scalar>(it->second.data[i]);
+    ++copied;
+  });
+  return copied;
+}
+
+// A student of `Student` type with the teacher's configuration (plus the Hyena fields of
+// `hyena_fields`, taken from it when given), every shared weight copied from the teacher
+// and the mixers freshly initialised from `r`.
+template <class Student, class Teacher>
+Student make_student(Teacher& teacher, rng& r, const model_config* hyena_fields = nullptr) {
+  model_config c = teacher.config();
+  if (hyena_fields) {
+    c.hyena_order = hyena_fields->hyena_order;
+    c.hyena_filter_order = hyena_fields->hyena_filter_order;
+    c.hyena_emb_dim = hyena_fields->hyena_emb_dim;
+    c.hyena_filter_layers = hyena_fields->hyena_filter_layers;
+    c.hyena_short_filter = hyena_fields->hyena_short_filter;
+    c.hyena_sin_freq = hyena_fields->hyena_sin_freq;
+  }
+  Student s(c);
+  s.init(r);
+  copy_shared_weights(teacher, s);
+  return s;
+}
+
+}  // namespace hyena::models

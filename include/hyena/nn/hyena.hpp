@@ -1,0 +1,201 @@
+// nn/hyena.hpp: the Hyena operator (Poli et al. 2023; safari's HyenaOperator), a mixer that
+// maps (batch, L, D) -> (batch, L, D) with L <= max_seq:
+//
+//   p        = in_proj(u)                     D -> (N+1) D, with bias
+//   s        = short_conv(p)                  causal depthwise, kernel K, on all (N+1) D channels
+//   x_0 .. x_{N-1}, v = the D-wide channel blocks of s (v is the last)
+//   h        = filter(L)                      ((N-1) D, L); filter i = rows (i-1) D .. i D - 1
+//   for i = N-1 down to 1:   w_i = x_i * v;   v = causal_conv(w_i, h_i) + bias_i * w_i
+//   y        = out_proj(x_0 * v)              D -> D, with bias
+//
+// The long convolutions are causal, so output t depends on inputs 0..t only.
+#pragma once
+#include "implicit_filter.hpp"
+#include "linear.hpp"
+#include "short_conv.hpp"
+
+namespace hyena::nn {
+
+struct hyena_config {
+  index_t hidden = 0;         // D
+  index_t order = 2;          // N: N-1 long convolutions
+  index_t filter_order = 64;  // width of the implicit filter FFN
+  index_t emb_dim = 33;       // positional features of the filter
+  index_t filter_layers = 2;  // inner sin layers of the filter FFN
+  index_t short_filter = 3;   // kernel of the short depthwise conv
+  index_t max_seq = 0;        // longest input (the filter table's rows)
+  double sin_freq = 1.0;      // initial sin frequency of the filter FFN
+  double init_std = 0.02;     // in_proj / out_proj weights
+
+  static hyena_config from(const model_config& m) {
+    return {.hidden = m.hidden, .order = m.hyena_order, .filter_order = m.hyena_filter_order,
+            .emb_dim = m.hyena_emb_dim, .filter_layers = m.hyena_filter_layers, .short_filter = m.hyena_short_filter,
+            .max_seq = m.max_seq, .sin_freq = m.hyena_sin_freq};
+  }
+  index_t width() const { return (order + 1) * hidden; }  // channels after in_proj
+  linear_config in_proj() const { return {hidden, width(), true, init_std}; }
+  linear_config out_proj() const { return {hidden, hidden, true, init_std}; }
+  short_conv_config short_conv() const { return {width(), short_filter}; }
+  implicit_filter_config filter() const {
+    return {.channels = (order - 1) * hidden, .emb_dim = emb_dim, .width = filter_order, .inner = filter_layers,
+            .max_seq = max_seq, .sin_freq = sin_freq};
+  }
+  void validate() const {
+    HYENA_CHECK(order >= 2, "hyena: order must be >= 2, got ", order);
+    HYENA_CHECK(hidden > 0 && short_filter > 0 && max_seq > 0, "hyena: hidden (", hidden, "), short_filter (",
+                short_filter, ") and max_seq (", max_seq, ") must be positive");
+    filter().validate();
+  }
+};
+
+template <class B, class T>
+struct hyena_operator {
+  using context = typename B::context;
+  using tview = view_of<B, T>;
+  using ctview = view_of<B, const T>;
+  using config = hyena_config;
+  using lin = linear<B, T>;
+  using conv = short_conv<B, T>;
+  using filt = implicit_filter<B, T>;
+
+  struct params {
+    typename lin::params in_proj;
+    typename conv::params short_filter;
+    typename filt::params filter;
+    tview bias;  // (N-1, D): the per-channel skip term D_i of each long convolution
+    typename lin::params out_proj;
+    template <class W>
+    void visit(W&& w, const config& c) {
+      in_proj.visit(w.child("in_proj"), c.in_proj());
+      short_filter.visit(w.child("short_conv"), c.short_conv());
+      filter.visit(w.child("filter"), c.filter());
+      w("bias", bias, {c.order - 1, c.hidden});
+      out_proj.visit(w.child("out_proj"), c.out_proj());
+    }
+  };
+
+  struct cache {
+    typename lin::cache in_proj, out_proj;
+    typename conv::cache short_filter;
+    typename filt::cache filter;
+    tview proj, mixed;  // (batch, seq, (N+1) D): in_proj output, short conv output
+    tview blocks;       // (N+1, batch, seq, D): x_0 .. x_{N-1}, v split out of `mixed`
+    tview h;            // ((N-1) D, seq)
+    tview w, v;         // (N-1, batch, seq, D): w_i = x_i * v_{i+1} and v_i (index i-1)
+    tview gated;        // (batch, seq, D): x_0 * v_1, the out_proj input
+    // backward scratch
+    tview d_blocks, d_mixed, d_v, d_w, d_gated, d_h;
+    template <class W>
+    void visit(W&& wk, const config& c, index_t batch, index_t seq) {
+      const index_t N = c.order, D = c.hidden;
+      filter.visit(wk.child("filter"), c.filter(), batch, seq);
+      wk("proj", proj, {batch, seq, (N + 1) * D});
+      wk("mixed", mixed, {batch, seq, (N + 1) * D});
+      wk("blocks", blocks, {N + 1, batch, seq, D});
+      wk("h", h, {(N - 1) * D, seq});
+      wk("w", w, {N - 1, batch, seq, D});
+      wk("v", v, {N - 1, batch, seq, D});
+      wk("gated", gated, {batch, seq, D});
+      wk("d_blocks", d_blocks, {N + 1, batch, seq, D});
+      wk("d_mixed", d_mixed, {batch, seq, (N + 1) * D});
+      wk("d_v", d_v, {batch, seq, D});
+      wk("d_w", d_w, {batch, seq, D});
+      wk("d_gated", d_gated, {batch, seq, D});
+      wk("d_h", d_h, {(N - 1) * D, seq});
+    }
+  };
+
+  static shape input_shape(const config& c, index_t batch, index_t seq) { return {batch, seq, c.hidden}; }
+  static shape output_shape(const config& c, index_t batch, index_t seq) { return {batch, seq, c.hidden}; }
+
+  // Projections normal(init_std) with zero bias, the short conv as PyTorch's Conv1d, the
+  // filter as in implicit_filter.hpp, and the skip term standard normal (safari's randn).
+  static void init(const config& c, params& p, rng& r) {
+    c.validate();
+    lin::init(c.in_proj(), p.in_proj, r);
+    conv::init(c.short_conv(), p.short_filter, r);
+    filt::init(c.filter(), p.filter, r);
+    fill_normal(p.bias, r, 1.0);
+    lin::init(c.out_proj(), p.out_proj, r);
+  }
+
+  static void forward(context& ctx, const config& c, const params& p, cache& k, ctview u, tview y) {
+    c.validate();
+    HYENA_CHECK(u.rank() == 3 && u.size(2) == c.hidden && u.contiguous(), "hyena: input must be contiguous (batch, seq, ",
+                c.hidden, "), got ", u.shape);
+    check_same_shape(u, y, "hyena: output vs input");
+    const index_t batch = u.size(0), seq = u.size(1), N = c.order, D = c.hidden;
+    HYENA_CHECK(seq >= 1 && seq <= c.max_seq, "hyena: sequence length ", seq, " not in [1, max_seq = ", c.max_seq, "]");
+    const index_t rows = batch * seq, n = rows * D;
+    const shape wide{batch, seq, (N + 1) * D};
+    tview proj = leading(k.proj, wide, "hyena"), mixed = leading(k.mixed, wide, "hyena");
+    tview blocks = leading(k.blocks, {N + 1, batch, seq, D}, "hyena"), h = leading(k.h, {(N - 1) * D, seq}, "hyena");
+    tview w = leading(k.w, {N - 1, batch, seq, D}, "hyena"), v = leading(k.v, {N - 1, batch, seq, D}, "hyena");
+    tview gated = leading(k.gated, {batch, seq, D}, "hyena");
+    auto block = [&](const tview& t, index_t j) { return t.data + j * n; };
+
+    lin::forward(ctx, c.in_proj(), p.in_proj, k.in_proj, u, proj);
+    conv::forward(ctx, c.short_conv(), p.short_filter, k.short_filter, proj, mixed);
+    for (index_t j = 0; j <= N; ++j) B::copy_strided(ctx, rows, D, mixed.data + j * D, (N + 1) * D, block(blocks, j), D);
+    filt::forward(ctx, c.filter(), p.filter, k.filter, seq, h);
+
+    const T* cur = block(blocks, N);  // v
+    for (index_t i = N - 1; i >= 1; --i) {
+      T* wi = block(w, i - 1);
+      T* vi = block(v, i - 1);
+      B::mul(ctx, n, block(blocks, i), cur, wi);
+      B::causal_conv_forward(ctx, batch, seq, D, static_cast<const T*>(wi), h.data + (i - 1) * D * seq, seq, vi);
+      B::scale_add(ctx, rows, D, p.bias.data + (i - 1) * D, static_cast<const T*>(wi), vi);
+      cur = vi;
+    }
+    B::mul(ctx, n, block(blocks, 0), cur, gated.data);
+    lin::forward(ctx, c.out_proj(), p.out_proj, k.out_proj, gated, y);
+  }
+
+  static void backward(context& ctx, const config& c, const params& p, const cache& k, ctview dy, tview du,
+                       params& g) {
+    HYENA_CHECK(dy.rank() == 3 && dy.size(2) == c.hidden && dy.contiguous(), "hyena: output gradient must be ",
+                "contiguous (batch, seq, ", c.hidden, "), got ", dy.shape);
+    const index_t batch = dy.size(0), seq = dy.size(1), N = c.order, D = c.hidden;
+    HYENA_CHECK(k.in_proj.x.shape == dy.shape, "hyena: output gradient ", dy.shape, " does not match the forward input ",
+                k.in_proj.x.shape);
+    if (!du.empty()) check_same_shape(du, dy, "hyena: input gradient vs output gradient");
+    const index_t rows = batch * seq, n = rows * D;
+    const shape wide{batch, seq, (N + 1) * D};
+    tview blocks = leading(k.blocks, {N + 1, batch, seq, D}, "hyena"), h = leading(k.h, {(N - 1) * D, seq}, "hyena");
+    tview w = leading(k.w, {N - 1, batch, seq, D}, "hyena"), v = leading(k.v, {N - 1, batch, seq, D}, "hyena");
+    tview d_blocks = leading(k.d_blocks, {N + 1, batch, seq, D}, "hyena");
+    tview d_mixed = leading(k.d_mixed, wide, "hyena"), d_h = leading(k.d_h, {(N - 1) * D, seq}, "hyena");
+    tview d_v = leading(k.d_v, {batch, seq, D}, "hyena"), d_w = leading(k.d_w, {batch, seq, D}, "hyena");
+    tview d_gated = leading(k.d_gated, {batch, seq, D}, "hyena");
+    auto block = [&](const tview& t, index_t j) { return t.data + j * n; };
+
+    // y = out_proj(x_0 * v_1)
+    lin::backward(ctx, c.out_proj(), p.out_proj, k.out_proj, dy, d_gated, g.out_proj);
+    B::mul(ctx, n, static_cast<const T*>(d_gated.data), block(v, 0), block(d_blocks, 0));
+    B::mul(ctx, n, static_cast<const T*>(d_gated.data), block(blocks, 0), d_v.data);
+    B::fill(ctx, d_h.numel(), T(0), d_h.data);
+    // Undo the recurrence from its last step (i = 1) to its first (i = N-1); d_v holds dv_i.
+    for (index_t i = 1; i <= N - 1; ++i) {
+      const T* wi = block(w, i - 1);
+      const T* next = i + 1 <= N - 1 ? block(v, i) : block(blocks, N);  // v_{i+1}, the conv's gate partner
+      B::causal_conv_backward(ctx, batch, seq, D, wi, h.data + (i - 1) * D * seq, seq, static_cast<const T*>(d_v.data),
+                              d_w.data, d_h.data + (i - 1) * D * seq);
+      B::scale_add(ctx, rows, D, p.bias.data + (i - 1) * D, static_cast<const T*>(d_v.data), d_w.data);
+      B::scale_grad(ctx, rows, D, wi, static_cast<const T*>(d_v.data), g.bias.data + (i - 1) * D);
+      B::mul(ctx, n, static_cast<const T*>(d_w.data), next, block(d_blocks, i));
+      B::mul(ctx, n, static_cast<const T*>(d_w.data), block(blocks, i), d_v.data);
+    }
+    B::copy(ctx, n, static_cast<const T*>(d_v.data), block(d_blocks, N));
+    for (index_t j = 0; j <= N; ++j)
+      B::copy_strided(ctx, rows, D, static_cast<const T*>(block(d_blocks, j)), D, d_mixed.data + j * D, (N + 1) * D);
+
+    filt::backward(ctx, c.filter(), p.filter, k.filter, d_h, g.filter);
+    // d_blocks is free again: reuse it for the gradient of the in_proj output.
+    tview d_proj(d_blocks.data, wide);
+    conv::backward(ctx, c.short_conv(), p.short_filter, k.short_filter, d_mixed, d_proj, g.short_filter);
+    lin::backward(ctx, c.in_proj(), p.in_proj, k.in_proj, d_proj, du, g.in_proj);
+  }
+};
+
+}  // namespace hyena::nn

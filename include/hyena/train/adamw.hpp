@@ -1,0 +1,183 @@
+// train/adamw.hpp: AdamW (Loshchilov & Hutter) with decoupled weight decay and
+// parameter groups, over a flat list of named (param, grad) views.
+//
+// The update is PyTorch's torch.optim.AdamW, per element, with lr_g = lr * group.lr_scale:
+//   p <- p * (1 - lr_g * wd)
+//   m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2
+//   p <- p - (lr_g / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// Element math runs in double, so float parameters see one rounding per stored value.
+// m, v and the step counter live in one arena; `state_tensors()` names them for checkpoints
+// ("step", "m.<param>", "v.<param>"), and writing those views restores the optimizer exactly.
+#pragma once
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "param_entry.hpp"
+
+namespace hyena::train {
+
+struct param_group {
+  double lr_scale = 1.0;
+  double weight_decay = 0.0;
+  bool frozen = false;  // left untouched and given no optimizer state
+};
+
+struct adamw_config {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double weight_decay = 0.1;     // for ordinary weight matrices and embeddings
+  double filter_lr_scale = 1.0;  // lr multiplier for every tensor under a Hyena "filter."
+
+  void validate() const {
+    HYENA_CHECK(beta1 >= 0 && beta1 < 1, "adamw: beta1 ", beta1, " not in [0, 1)");
+    HYENA_CHECK(beta2 >= 0 && beta2 < 1, "adamw: beta2 ", beta2, " not in [0, 1)");
+    HYENA_CHECK(eps > 0, "adamw: eps must be positive, got ", eps);
+    HYENA_CHECK(weight_decay >= 0, "adamw: weight_decay must be >= 0, got ", weight_decay);
+    HYENA_CHECK(filter_lr_scale >= 0, "adamw: filter_lr_scale must be >= 0, got ", filter_lr_scale);
+  }
+};
+
+// Maps a parameter name to its group.
+using group_rule = std::function<param_group(const std::string& name)>;
+
+namespace detail {
+inline bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+inline bool contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
+}  // namespace detail
+
+// True for tensors that weight decay would only harm: biases, norm gains, and the Hyena
+// filter's positional table ("filter.pos"), sin frequencies ("filter.freq") and decay
+// modulation ("filter.delta", "filter.modulation"), whose scale carries meaning.
+inline bool default_no_decay(std::string_view name) {
+  return name == "bias" || detail::ends_with(name, ".bias") || detail::contains(name, "norm") ||
+         detail::contains(name, "filter.pos") || detail::contains(name, "filter.freq") ||
+         detail::contains(name, "filter.delta") || detail::contains(name, "filter.modulation");
+}
+
+// The default grouping: config.weight_decay except where default_no_decay says none,
+// and config.filter_lr_scale for every tensor whose name contains "filter.".
+inline group_rule default_group_rule(const adamw_config& c) {
+  return [c](const std::string& name) {
+    param_group g;
+    g.weight_decay = default_no_decay(name) ? 0.0 : c.weight_decay;
+    if (detail::contains(name, "filter.")) g.lr_scale = c.filter_lr_scale;
+    return g;
+  };
+}
+
+template <class T>
+struct named_view {
+  std::string name;
+  view<T> v;
+};
+
+template <class T>
+class adamw {
+ public:
+  using config = adamw_config;
+
+  // `rule` defaults to default_group_rule(c). The views must outlive the optimizer.
+  adamw(std::vector<param_entry<T>> entries, const config& c = {}, group_rule rule = {}) : cfg_(c) {
+    cfg_.validate();
+    if (!rule) rule = default_group_rule(cfg_);
+    std::set<std::string> seen;
+    for (auto& e : entries) {
+      HYENA_CHECK(seen.insert(e.name).second, "adamw: duplicate parameter name ", e.name);
+      HYENA_CHECK(e.param.shape == e.grad.shape, "adamw: ", e.name, ": param shape ", e.param.shape,
+                  " != grad shape ", e.grad.shape);
+      HYENA_CHECK(e.param.contiguous() && e.grad.contiguous(), "adamw: ", e.name, ": views must be contiguous");
+      HYENA_CHECK(e.param.numel() == 0 || (e.param.data && e.grad.data), "adamw: ", e.name, ": unbound view");
+      param_group g = rule(e.name);
+      HYENA_CHECK(g.lr_scale >= 0 && g.weight_decay >= 0, "adamw: ", e.name, ": group needs lr_scale >= 0 and ",
+                  "weight_decay >= 0");
+      slots_.push_back({std::move(e.name), e.param, e.grad, {}, {}, g});
+    }
+    layout l{this};
+    arena_.bind(l);
+  }
+
+  // One update of every non-frozen tensor at learning rate `lr` (before group scaling).
+  void step(double lr) {
+    HYENA_CHECK(std::isfinite(lr) && lr >= 0, "adamw: learning rate must be finite and >= 0, got ", lr);
+    index_t t = step_count() + 1;
+    HYENA_CHECK(t < (index_t(1) << std::min(std::numeric_limits<T>::digits, 62)), "adamw: step ", t,
+                " is not exactly representable in the state type");
+    const double b1 = cfg_.beta1, b2 = cfg_.beta2, eps = cfg_.eps;
+    const double bc1 = 1 - std::pow(b1, double(t)), bc2_sqrt = std::sqrt(1 - std::pow(b2, double(t)));
+    for (auto& s : slots_) {
+      if (s.group.frozen) continue;
+      const double lr_g = lr * s.group.lr_scale;
+      const double decay = 1 - lr_g * s.group.weight_decay, step_size = lr_g / bc1;
+      T *p = s.param.data, *m = s.m.data, *v = s.v.data;
+      const T* g = s.grad.data;
+      const index_t n = s.param.numel();
+#pragma omp parallel for schedule(static) if (n >= (index_t(1) << 16))
+      for (index_t i = 0; i < n; ++i) {
+        const double gi = g[i];
+        const double mi = b1 * double(m[i]) + (1 - b1) * gi;
+        const double vi = b2 * double(v[i]) + (1 - b2) * gi * gi;
+        m[i] = T(mi);
+        v[i] = T(vi);
+        p[i] = T(double(p[i]) * decay - step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps));
+      }
+    }
+    step_view_.data[0] = T(t);
+  }
+
+  // Updates taken so far (read from the state, so restoring "step" restores it).
+  index_t step_count() const {
+    double s = static_cast<double>(step_view_.data[0]);
+    HYENA_CHECK(s >= 0 && s == std::floor(s), "adamw: corrupt step counter ", s);
+    return static_cast<index_t>(s);
+  }
+
+  // "step" (shape (1)), then "m.<name>" and "v.<name>" for every non-frozen tensor.
+  std::vector<named_view<T>> state_tensors() {
+    std::vector<named_view<T>> out;
+    layout l{this};
+    for_each_tensor<T>(l, [&](const std::string& n, view<T>& v, const shape&) { out.push_back({n, v}); });
+    return out;
+  }
+
+  // Zeroes m, v and the step counter (a fresh start with the same groups).
+  void reset() { arena_.zero(); }
+
+  const config& cfg() const { return cfg_; }
+  index_t size() const { return static_cast<index_t>(slots_.size()); }
+  const std::string& name(index_t i) const { return slots_.at(i).name; }
+  const param_group& group(index_t i) const { return slots_.at(i).group; }
+  std::size_t state_bytes() const { return arena_.bytes(); }
+
+ private:
+  struct slot {
+    std::string name;
+    view<T> param, grad, m, v;
+    param_group group;
+  };
+  // Describes the state arena in the usual visit form.
+  struct layout {
+    adamw* self;
+    template <class W>
+    void visit(W& w) {
+      w("step", self->step_view_, shape{1});
+      auto wm = w.child("m"), wv = w.child("v");
+      for (auto& s : self->slots_)
+        if (!s.group.frozen) wm(s.name, s.m, s.param.shape);
+      for (auto& s : self->slots_)
+        if (!s.group.frozen) wv(s.name, s.v, s.param.shape);
+    }
+  };
+
+  config cfg_;
+  std::vector<slot> slots_;
+  arena<T> arena_;
+  view<T> step_view_;  // (1): the update count, stored as T so it checkpoints with m and v
+};
+
+}  // namespace hyena::train

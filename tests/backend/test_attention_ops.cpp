@@ -1,0 +1,158 @@
+// The attention op group on raw buffers: strided rotary and the causal softmax.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <hyena/backend/backend.hpp>
+#include <hyena/tensor/random.hpp>
+
+using namespace hyena;
+
+namespace {
+
+template <class T>
+std::vector<T> randn(index_t n, std::uint64_t seed, double std = 1.0) {
+  rng r(seed);
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(r.normal(0, std));
+  return v;
+}
+
+bool close(double a, double b, double rtol, double atol) {
+  return std::isfinite(a) && std::isfinite(b) && std::abs(a - b) <= atol + rtol * std::max(std::abs(a), std::abs(b));
+}
+
+}  // namespace
+
+TEST_CASE("rotary ops: strided rows, cpu matches cpu_ref, padding and pass-through dims untouched") {
+  // Like attention's fused qkv rows: 3 rotated heads of 64, then 21 other values per row.
+  const index_t heads = 3, hd = 64, rot = 48, stride = heads * hd + 21, batch = 2;
+  backend::host_context fast_ctx;  // reused across calls: its cos/sin table grows and is reused
+  backend::host_context ref_ctx;
+  for (index_t seq : {4, 9, 3, 9}) {
+    auto x = randn<float>(batch * seq * stride, seq);
+    auto ref = x, fast = x;
+    backend::cpu_ref::rotary_forward(ref_ctx, batch, seq, heads, hd, stride, rot, 10000.0, ref.data());
+    backend::cpu::rotary_forward(fast_ctx, batch, seq, heads, hd, stride, rot, 10000.0, fast.data());
+    index_t changed = 0;
+    for (index_t i = 0; i < static_cast<index_t>(x.size()); ++i) {
+      index_t col = i % stride;
+      bool rotated = col < heads * hd && col % hd < rot;
+      INFO("seq ", seq, " index ", i);
+      CHECK(close(fast[i], ref[i], 1e-5, 1e-6));
+      if (!rotated) CHECK(fast[i] == x[i]);
+      if (!rotated) CHECK(ref[i] == x[i]);
+      changed += rotated && fast[i] != x[i];
+    }
+    CHECK(changed > 0);
+    backend::cpu::rotary_backward(fast_ctx, batch, seq, heads, hd, stride, rot, 10000.0, fast.data());
+    backend::cpu_ref::rotary_backward(ref_ctx, batch, seq, heads, hd, stride, rot, 10000.0, ref.data());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      CHECK(close(fast[i], x[i], 1e-5, 1e-6));
+      CHECK(close(ref[i], x[i], 1e-5, 1e-6));
+    }
+  }
+}
+
+TEST_CASE("rotary ops: long sequences keep float accuracy (angles in double)") {
+  const index_t seq = 4096, hd = 8;
+  auto x = randn<float>(seq * hd, 3);
+  auto fast = x;
+  std::vector<double> ref(x.begin(), x.end());
+  backend::host_context ctx;
+  backend::cpu::rotary_forward(ctx, 1, seq, 1, hd, hd, hd, 10000.0, fast.data());
+  backend::cpu_ref::rotary_forward(ctx, 1, seq, 1, hd, hd, hd, 10000.0, ref.data());
+  for (std::size_t i = 0; i < x.size(); ++i) CHECK(close(fast[i], ref[i], 1e-5, 1e-5));
+}
+
+TEST_CASE("rotary ops: bad rot_dims or stride throw hyena::error") {
+  std::vector<float> x(64);
+  backend::host_context ctx;
+  CHECK_THROWS_AS(backend::cpu::rotary_forward(ctx, 1, 2, 2, 16, 32, 5, 1e4, x.data()), hyena::error);
+  CHECK_THROWS_AS(backend::cpu_ref::rotary_forward(ctx, 1, 2, 2, 16, 32, 18, 1e4, x.data()), hyena::error);
+  CHECK_THROWS_AS(backend::cpu::rotary_backward(ctx, 1, 2, 2, 16, 31, 4, 1e4, x.data()), hyena::error);
+}
+
+TEST_CASE("causal softmax: known values, zero above the diagonal, stable for large scores") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> s = {1, 9, 9, 0, 2, 9, 1000, 1000, 999};
+  backend::host_context ctx;
+  auto check = [&](const std::vector<float>& p) {
+    CHECK(p[0] == doctest::Approx(1.0));
+    CHECK(p[1] == 0.0f);
+    CHECK(p[2] == 0.0f);
+    // row 1: softmax(0.5 * [0, 2]) = [1, e] / (1 + e)
+    CHECK(p[3] == doctest::Approx(1 / (1 + std::exp(1.0))));
+    CHECK(p[4] == doctest::Approx(std::exp(1.0) / (1 + std::exp(1.0))));
+    CHECK(p[5] == 0.0f);
+    // row 2: softmax(0.5 * [1000, 1000, 999]) with no overflow
+    double e = std::exp(-0.5);
+    CHECK(p[6] == doctest::Approx(1 / (2 + e)));
+    CHECK(p[7] == doctest::Approx(1 / (2 + e)));
+    CHECK(p[8] == doctest::Approx(e / (2 + e)));
+  };
+  std::vector<float> p(9, nan);
+  backend::cpu_ref::causal_softmax_forward(ctx, 1, 3, 0.5f, s.data(), p.data());
+  check(p);
+  std::fill(p.begin(), p.end(), nan);
+  backend::cpu::causal_softmax_forward(ctx, 1, 3, 0.5f, s.data(), p.data());
+  check(p);
+  auto inplace = s;  // probs may alias scores
+  backend::cpu::causal_softmax_forward(ctx, 1, 3, 0.5f, inplace.data(), inplace.data());
+  check(inplace);
+}
+
+TEST_CASE("causal softmax: cpu matches cpu_ref on long rows, forward and backward") {
+  for (index_t seq : {1, 7, 70}) {
+    const index_t batches = 3, n = batches * seq * seq;
+    auto s = randn<float>(n, 11 + seq, 3.0), dp = randn<float>(n, 12 + seq);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> p_ref(n, nan), p_fast(n, nan), ds_ref(n, nan), ds_fast(n, nan);
+    backend::host_context ctx;
+    backend::cpu_ref::causal_softmax_forward(ctx, batches, seq, 0.3f, s.data(), p_ref.data());
+    backend::cpu::causal_softmax_forward(ctx, batches, seq, 0.3f, s.data(), p_fast.data());
+    backend::cpu_ref::causal_softmax_backward(ctx, batches, seq, 0.3f, p_ref.data(), dp.data(), ds_ref.data());
+    backend::cpu::causal_softmax_backward(ctx, batches, seq, 0.3f, p_ref.data(), dp.data(), ds_fast.data());
+    for (index_t i = 0; i < n; ++i) {
+      INFO("seq ", seq, " index ", i);
+      CHECK(close(p_fast[i], p_ref[i], 1e-5, 1e-7));
+      CHECK(close(ds_fast[i], ds_ref[i], 1e-4, 1e-6));
+    }
+    for (index_t r = 0; r < batches * seq; ++r) {  // rows sum to one
+      double sum = 0;
+      for (index_t j = 0; j < seq; ++j) sum += p_fast[r * seq + j];
+      CHECK(sum == doctest::Approx(1.0).epsilon(1e-5));
+    }
+    auto inplace = dp;  // dscores may alias dprobs
+    backend::cpu::causal_softmax_backward(ctx, batches, seq, 0.3f, p_ref.data(), inplace.data(), inplace.data());
+    for (index_t i = 0; i < n; ++i) CHECK(inplace[i] == ds_fast[i]);
+  }
+}
+
+TEST_CASE("causal softmax: backward matches central differences (double)") {
+  const index_t batches = 2, seq = 5, n = batches * seq * seq;
+  const double scale = 0.7, eps = 1e-6;
+  auto s = randn<double>(n, 21), w = randn<double>(n, 22);
+  backend::host_context ctx;
+  std::vector<double> p(n), ds(n);
+  auto loss = [&] {
+    backend::cpu_ref::causal_softmax_forward(ctx, batches, seq, scale, s.data(), p.data());
+    double l = 0;
+    for (index_t i = 0; i < n; ++i) l += p[i] * w[i];
+    return l;
+  };
+  loss();
+  backend::cpu_ref::causal_softmax_backward(ctx, batches, seq, scale, p.data(), w.data(), ds.data());
+  for (index_t i = 0; i < n; ++i) {
+    double saved = s[i];
+    s[i] = saved + eps;
+    double up = loss();
+    s[i] = saved - eps;
+    double down = loss();
+    s[i] = saved;
+    INFO("index ", i);
+    CHECK(close(ds[i], (up - down) / (2 * eps), 1e-6, 1e-9));
+  }
+}

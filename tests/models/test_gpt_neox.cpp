@@ -1,0 +1,106 @@
+#include <hyena/models/gpt_neox.hpp>
+
+#include "../support/fixture.hpp"
+#include "../support/model_check.hpp"
+
+using namespace hyena;
+using models::mode;
+
+namespace {
+models::model_config tiny() {
+  auto c = models::gpt_neox_config(13, 8, 2, 2, 16, 6);
+  c.rotary_pct = 0.5;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("gpt_neox: whole-model gradients match central differences") {
+  testing::check_model_gradients<models::gpt_neox<backend::cpu_ref, double>>(tiny(), 2, 5);
+}
+
+TEST_CASE("gpt_neox: tied embeddings and the sequential residual form") {
+  auto c = tiny();
+  c.tie_embeddings = true;
+  c.parallel_residual = false;
+  testing::check_model_gradients<models::gpt_neox<backend::cpu_ref, double>>(c, 1, 4);
+}
+
+TEST_CASE("gpt_neox: an extra gradient at a mixer output through the hook is exact") {
+  testing::check_model_gradients<models::gpt_neox<backend::cpu_ref, double>>(tiny(), 1, 4, /*with_hook=*/true);
+}
+
+TEST_CASE("gpt_neox: cpu matches cpu_ref") {
+  auto c = models::gpt_neox_config(37, 32, 2, 4, 64, 16);
+  testing::check_model_parity<models::gpt_neox<backend::cpu>, models::gpt_neox<backend::cpu_ref>>(c, 2, 16);
+}
+
+TEST_CASE("gpt_neox: inference mode gives the training-mode logits and fires every hook") {
+  auto c = tiny();
+  models::gpt_neox<backend::cpu> train(c), infer(c);
+  rng r(3);
+  train.init(r);
+  testing::nudge_parameters(train, 4);
+  std::copy(train.parameter_arena().flat().data, train.parameter_arena().flat().data + train.parameter_arena().size(),
+            infer.parameter_arena().flat().data);
+  auto tokens = testing::random_tokens(2, 6, c.vocab, 5);
+  backend::host_context ctx;
+  train.reserve(2, 6, mode::train);
+  infer.reserve(2, 6, mode::infer);
+  CHECK(infer.activation_bytes() < train.activation_bytes());
+  int fired = 0;
+  std::vector<float> mixer0;
+  models::hooks<float> h;
+  h.on_forward = [&](index_t l, models::hook_point p, view<const float> a) {
+    ++fired;
+    if (l == 0 && p == models::hook_point::mixer_output) mixer0.assign(a.data, a.data + a.numel());
+  };
+  auto a = train.forward(ctx, tokens.v());
+  auto b = infer.forward(ctx, tokens.v(), &h);
+  CHECK(fired == 3 * c.layers);
+  for (index_t i = 0; i < a.numel(); ++i) REQUIRE(a.data[i] == doctest::Approx(b.data[i]).epsilon(1e-6));
+  auto stored = train.activation(0, models::hook_point::mixer_output);
+  REQUIRE(mixer0.size() == std::size_t(stored.numel()));
+  for (index_t i = 0; i < stored.numel(); ++i) CHECK(mixer0[i] == doctest::Approx(stored.data[i]).epsilon(1e-6));
+}
+
+TEST_CASE("gpt_neox: one block matches the independent PyTorch implementation") {
+  auto fx = testing::fixture::load("gpt_neox_block.json");
+  models::model_config c = models::gpt_neox_config(16, fx.meta["hidden"], 1, fx.meta["heads"], fx.meta["intermediate"],
+                                                   fx.meta["seq"]);
+  c.rotary_pct = fx.meta["rotary_pct"];
+  using blk = models::gpt_neox_block<backend::cpu, float>;
+  blk::params p, g;
+  blk::cache k;
+  arena<float> pa, ga, ka;
+  pa.bind(p, c);
+  ga.bind(g, c);
+  const index_t batch = fx.meta["batch"], seq = fx.meta["seq"];
+  ka.bind(k, c, batch, seq);
+  for_each_tensor<float>(p, [&](const std::string& n, view<float>& v, const shape&) { fx.copy_to(n, v); }, c);
+  tensor<float> x({batch, seq, c.hidden}), y({batch, seq, c.hidden}), dy({batch, seq, c.hidden}), dx({batch, seq, c.hidden});
+  fx.copy_to("input", x.v());
+  fx.copy_to("r", dy.v());
+  backend::host_context ctx;
+  blk::forward(ctx, c, p, k, x.v(), y.v());
+  CHECK(testing::relative_error(y.data(), fx.values<double>("output")) <= 1e-5);
+  blk::backward(ctx, c, p, k, dy.v(), dx.v(), g);
+  CHECK(testing::relative_error(dx.data(), fx.values<double>("grad.input")) <= 1e-5);
+  for_each_tensor<float>(g, [&](const std::string& n, view<float>& v, const shape&) {
+    INFO("grad.", n);
+    CHECK(testing::relative_error(v.data, fx.values<double>("grad." + n)) <= 1e-5);
+  }, c);
+}
+
+TEST_CASE("gpt_neox: bad input throws hyena::error") {
+  auto c = tiny();
+  models::gpt_neox<backend::cpu> m(c);
+  backend::host_context ctx;
+  auto too_long = testing::random_tokens(1, c.max_seq + 1, c.vocab, 1);
+  CHECK_THROWS_AS(m.forward(ctx, too_long.v()), hyena::error);
+  auto bad = testing::random_tokens(1, 4, c.vocab, 1);
+  bad.data()[2] = static_cast<std::int32_t>(c.vocab);
+  CHECK_THROWS_AS(m.forward(ctx, bad.v()), hyena::error);
+  auto odd = c;
+  odd.heads = 3;
+  CHECK_THROWS_AS(models::gpt_neox<backend::cpu>{odd}, hyena::error);
+}
