@@ -1,0 +1,70 @@
+// models/config_json.hpp: model_config <-> JSON (checkpoint metadata, CLI presets).
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "config.hpp"
+
+namespace hyena::models {
+
+inline nlohmann::json to_json(const model_config& c) {
+  return {{"vocab", c.vocab},
+          {"hidden", c.hidden},
+          {"layers", c.layers},
+          {"heads", c.heads},
+          {"kv_heads", c.kv_heads},
+          {"intermediate", c.intermediate},
+          {"max_seq", c.max_seq},
+          {"rotary_pct", c.rotary_pct},
+          {"rotary_base", c.rotary_base},
+          {"norm_eps", c.norm_eps},
+          {"parallel_residual", c.parallel_residual},
+          {"tie_embeddings", c.tie_embeddings},
+          {"attention_bias", c.attention_bias},
+          {"mlp_bias", c.mlp_bias},
+          {"hyena_order", c.hyena_order},
+          {"hyena_filter_order", c.hyena_filter_order},
+          {"hyena_emb_dim", c.hyena_emb_dim},
+          {"hyena_filter_layers", c.hyena_filter_layers},
+          {"hyena_short_filter", c.hyena_short_filter},
+          {"hyena_sin_freq", c.hyena_sin_freq}};
+}
+
+// Reads every field present in `j` over the defaults; unknown fields are an error (a typo
+// in a config file should not silently do nothing).
+inline model_config model_config_from_json(const nlohmann::json& j) {
+  HYENA_CHECK(j.is_object(), "model config: expected a JSON object");
+  model_config c;
+  nlohmann::json known = to_json(c);
+  for (auto& [key, value] : j.items()) {
+    HYENA_CHECK(known.contains(key), "model config: unknown field '", key, "'");
+    HYENA_CHECK(value.is_number() || value.is_boolean(), "model config: field '", key, "' must be a number or boolean");
+  }
+  auto get = [&](const char* k, auto& field) {
+    if (j.contains(k)) field = j.at(k).get<std::decay_t<decltype(field)>>();
+  };
+  get("vocab", c.vocab);
+  get("hidden", c.hidden);
+  get("layers", c.layers);
+  get("heads", c.heads);
+  get("kv_heads", c.kv_heads);
+  get("intermediate", c.intermediate);
+  get("max_seq", c.max_seq);
+  get("rotary_pct", c.rotary_pct);
+  get("rotary_base", c.rotary_base);
+  get("norm_eps", c.norm_eps);
+  get("parallel_residual", c.parallel_residual);
+  get("tie_embeddings", c.tie_embeddings);
+  get("attention_bias", c.attention_bias);
+  get("mlp_bias", c.mlp_bias);
+  get("hyena_order", c.hyena_order);
+  get("hyena_filter_order", c.hyena_filter_order);
+  get("hyena_emb_dim", c.hyena_emb_dim);
+  get("hyena_filter_layers", c.hyena_filter_layers);
+  get("hyena_short_filter", c.hyena_short_filter);
+  get("hyena_sin_freq", c.hyena_sin_freq);
+  c.validate();
+  return c;
+}
+
+}  // namespace hyena::models

@@ -1,0 +1,65 @@
+// train/checkpoint.hpp: a model (and optionally its optimizer) in one safetensors file.
+//
+// Tensors: "model.<parameter name>" and "optim.<state name>" (fp32). Metadata: the model
+// config as JSON under "hyena.config", the architecture under "hyena.arch", and any
+// string the caller adds (training step, data position, ...). Files are written
+// atomically: a crash leaves the previous checkpoint intact.
+#pragma once
+#include <map>
+#include <string>
+
+#include "../io/safetensors.hpp"
+#include "../models/config_json.hpp"
+#include "adamw.hpp"
+
+namespace hyena::train {
+
+using metadata = std::map<std::string, std::string>;
+
+template <class Model>
+void save_checkpoint(const std::string& path, Model& model, adamw<typename Model::scalar>* optimizer = nullptr,
+                     const metadata& extra = {}, const std::string& arch = {}) {
+  io::safetensors_writer w;
+  model.for_each_parameter([&](const std::string& name, auto& p, auto&) { w.add("model." + name, p); });
+  if (optimizer)
+    for (auto& s : optimizer->state_tensors()) w.add("optim." + s.name, s.v);
+  w.add_metadata("hyena.config", models::to_json(model.config()).dump());
+  if (!arch.empty()) w.add_metadata("hyena.arch", arch);
+  for (auto& [k, v] : extra) w.add_metadata(k, v);
+  w.write(path);
+}
+
+// The model config stored in a checkpoint.
+inline models::model_config checkpoint_config(const io::safetensors_file& f) {
+  auto it = f.metadata().find("hyena.config");
+  HYENA_CHECK(it != f.metadata().end(), "checkpoint ", f.path(), ": no hyena.config metadata (not a hyena checkpoint?)");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(it->second);
+  } catch (const std::exception& e) {
+    HYENA_FAIL("checkpoint ", f.path(), ": hyena.config is not valid JSON: ", e.what());
+  }
+  return models::model_config_from_json(j);
+}
+inline models::model_config checkpoint_config(const std::string& path) {
+  return checkpoint_config(io::safetensors_file::open(path));
+}
+
+// Reads every parameter of `model` (and the optimizer state, when given) from `path`.
+// Every tensor must be present with the model's shape. Returns the metadata.
+template <class Model>
+metadata load_checkpoint(const std::string& path, Model& model, adamw<typename Model::scalar>* optimizer = nullptr) {
+  auto f = io::safetensors_file::open(path);
+  model.for_each_parameter([&](const std::string& name, auto& p, auto&) {
+    HYENA_CHECK(f.has("model." + name), "checkpoint ", path, ": missing tensor model.", name);
+    f.read("model." + name, p);
+  });
+  if (optimizer)
+    for (auto& s : optimizer->state_tensors()) {
+      HYENA_CHECK(f.has("optim." + s.name), "checkpoint ", path, ": missing optimizer state optim.", s.name);
+      f.read("optim." + s.name, s.v);
+    }
+  return f.metadata();
+}
+
+}  // namespace hyena::train

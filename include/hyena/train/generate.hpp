@@ -1,0 +1,128 @@
+// train/generate.hpp: sampling the next token from logits, and autoregressive generation.
+//
+// sample_token filters in the usual order: temperature, then top-k (the k highest logits),
+// then top-p (the smallest set of the highest-probability survivors whose renormalised mass
+// reaches p), then one draw from what is left. Temperature 0 is greedy decoding. Every tie
+// is broken towards the lower id, so results depend only on the logits and the rng.
+//
+// generate has no KV cache: each new token recomputes the model over the last (up to
+// max_seq) tokens in inference mode. That costs O(len) forwards per token but needs nothing
+// from the layers beyond forward, and works the same for attention and Hyena mixers.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <optional>
+#include <vector>
+
+#include "../models/causal_lm.hpp"
+#include "../tensor/random.hpp"
+#include "../tensor/tensor.hpp"
+
+namespace hyena::train {
+
+struct sampling {
+  double temperature = 1.0;  // 0: greedy (argmax)
+  index_t top_k = 0;         // 0: no top-k filter
+  double top_p = 1.0;        // 1: no nucleus filter
+  std::uint64_t seed = 0;    // for generate's rng
+
+  void validate() const {
+    HYENA_CHECK(std::isfinite(temperature) && temperature >= 0, "sampling: temperature must be finite and >= 0, got ",
+                temperature);
+    HYENA_CHECK(top_k >= 0, "sampling: top_k must be >= 0, got ", top_k);
+    HYENA_CHECK(top_p > 0 && top_p <= 1, "sampling: top_p must be in (0, 1], got ", top_p);
+  }
+};
+
+// The next token given `vocab` logits.
+template <class T>
+std::int32_t sample_token(const T* logits, index_t vocab, const sampling& s, rng& r) {
+  s.validate();
+  HYENA_CHECK(logits != nullptr && vocab > 0, "sample_token: need at least one logit, got vocab ", vocab);
+  index_t best = 0;
+  for (index_t i = 0; i < vocab; ++i) {
+    const double v = double(logits[i]);
+    HYENA_CHECK(!std::isnan(v) && !(std::isinf(v) && v > 0), "sample_token: logit ", i, " is ", v);
+    if (logits[i] > logits[best]) best = i;  // strict: ties stay with the lower id
+  }
+  HYENA_CHECK(std::isfinite(double(logits[best])), "sample_token: every logit is -inf");
+  if (s.temperature == 0 || s.top_k == 1) return static_cast<std::int32_t>(best);
+
+  // Candidates from most to least likely (ties: lower id first). Sorting is only needed
+  // when a filter cuts the list; otherwise the draw walks the ids in order.
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(vocab));
+  std::iota(ids.begin(), ids.end(), 0);
+  auto before = [&](std::int32_t a, std::int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  };
+  std::size_t keep = ids.size();
+  if (s.top_k > 0 && s.top_k < vocab) {
+    keep = static_cast<std::size_t>(s.top_k);
+    std::partial_sort(ids.begin(), ids.begin() + keep, ids.end(), before);
+  } else if (s.top_p < 1) {
+    std::sort(ids.begin(), ids.end(), before);
+  }
+
+  // Unnormalised probabilities exp((l - max) / temperature), in double.
+  const double top = double(logits[best]);
+  std::vector<double> w(keep);
+  double total = 0;
+  for (std::size_t i = 0; i < keep; ++i) total += w[i] = std::exp((double(logits[ids[i]]) - top) / s.temperature);
+
+  if (s.top_p < 1) {
+    // The smallest prefix with mass >= top_p; the slack absorbs rounding in the running sum.
+    const double target = s.top_p * total * (1 - 1e-12);
+    double mass = 0;
+    std::size_t n = 0;
+    while (n < keep && mass < target) mass += w[n++];
+    keep = std::max<std::size_t>(n, 1);
+    total = mass;
+  }
+
+  double u = r.uniform(0.0, total);
+  for (std::size_t i = 0; i < keep; ++i) {
+    if (u < w[i]) return ids[i];
+    u -= w[i];
+  }
+  // Rounding left u a hair past the end: the last candidate with any mass.
+  for (std::size_t i = keep; i-- > 0;)
+    if (w[i] > 0) return ids[i];
+  return ids[0];
+}
+
+// The prompt followed by up to max_new_tokens sampled tokens (batch 1, inference mode).
+// Stops early after appending `stop_token`. The model's previous activation sizing is
+// restored afterwards, as evaluate does.
+template <class Model>
+std::vector<std::int32_t> generate(Model& model, typename Model::context& ctx, std::vector<std::int32_t> prompt,
+                                   index_t max_new_tokens, const sampling& s,
+                                   std::optional<std::int32_t> stop_token = {}) {
+  s.validate();
+  const index_t vocab = model.config().vocab, max_seq = model.config().max_seq;
+  HYENA_CHECK(!prompt.empty(), "generate: the prompt is empty (the model needs at least one token)");
+  HYENA_CHECK(max_new_tokens >= 0, "generate: max_new_tokens must be >= 0, got ", max_new_tokens);
+  for (std::size_t i = 0; i < prompt.size(); ++i)
+    HYENA_CHECK(prompt[i] >= 0 && prompt[i] < vocab, "generate: prompt token ", prompt[i], " at ", i,
+                " outside [0, ", vocab, ")");
+  const auto previous = model.current_mode();
+  const index_t pb = model.batch(), ps = model.seq();
+  rng r(s.seed);
+  std::vector<std::int32_t> out = std::move(prompt);
+  out.reserve(out.size() + static_cast<std::size_t>(max_new_tokens));
+  for (index_t step = 0; step < max_new_tokens; ++step) {
+    const index_t n = std::min<index_t>(index_t(out.size()), max_seq);
+    tensor<std::int32_t> window(shape{1, n});
+    std::copy(out.end() - n, out.end(), window.data());
+    model.reserve(1, n, models::mode::infer);
+    auto logits = model.forward(ctx, window.v());
+    const std::int32_t next = sample_token(logits.data + (n - 1) * vocab, vocab, s, r);
+    out.push_back(next);
+    if (stop_token && next == *stop_token) break;
+  }
+  if (pb > 0) model.reserve(pb, ps, previous);
+  return out;
+}
+
+}  // namespace hyena::train

@@ -1,0 +1,212 @@
+// train/trainer.hpp: the training loop, generic over the model type.
+//
+// Each step: zero the gradients, run `grad_accum` micro-batches through a step
+// function (forward + backward, gradients accumulate), clip by global norm, take an
+// AdamW step at the cosine-scheduled learning rate. Around it: a progress bar,
+// metrics as JSON lines, periodic validation and atomic checkpoints from which a run
+// resumes exactly (same batches, same losses).
+#pragma once
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../nn/loss.hpp"
+#include "adamw.hpp"
+#include "checkpoint.hpp"
+#include "data_loader.hpp"
+#include "evaluate.hpp"
+#include "grad_clip.hpp"
+#include "progress.hpp"
+#include "schedule.hpp"
+
+namespace hyena::train {
+
+struct trainer_options {
+  std::string label = "train";
+  index_t batch = 8, seq = 256;
+  index_t steps = 100;       // optimizer steps
+  index_t grad_accum = 1;    // micro-batches per step
+  index_t warmup = 10;
+  double lr = 1e-3, min_lr = 1e-4;
+  double clip = 1.0;         // global gradient-norm clip (<= 0: off)
+  adamw_config adam{};
+  std::uint64_t seed = 0;    // the data order
+  index_t eval_every = 0;    // validation every this many steps (0: only at the end)
+  eval_options eval{};       // batch/seq/max_tokens of validation
+  index_t checkpoint_every = 0;
+  std::string run_dir;       // metrics.jsonl and checkpoint.safetensors go here when set
+  bool resume = true;        // continue from run_dir/checkpoint.safetensors if present
+  bool progress = true;
+  index_t stop_after = 0;    // stop after this many steps of this call (tests of resume)
+
+  index_t tokens_per_step() const { return batch * seq * grad_accum; }
+};
+
+struct train_record {
+  index_t step = 0;
+  index_t tokens = 0;
+  double loss = 0, lr = 0, grad_norm = 0;
+  double val_loss = std::numeric_limits<double>::quiet_NaN();
+  double seconds = 0;
+};
+
+struct train_result {
+  std::vector<train_record> history;
+  eval_result final_eval;
+  double seconds = 0;
+  index_t tokens = 0;
+  index_t steps_done = 0;
+};
+
+template <class Model>
+class trainer {
+ public:
+  using T = typename Model::scalar;
+  using context = typename Model::context;
+  // One micro-batch: forward and backward (gradients accumulate, scaled by grad_scale);
+  // returns the loss.
+  using step_fn = std::function<double(context&, token_batch&, double grad_scale)>;
+
+  trainer(Model& m, trainer_options o, group_rule rule = {})
+      : model_(m), opt_(param_entries<T>(m.parameters(), m.gradients(), m.config()), o.adam,
+                       rule ? rule : default_group_rule(o.adam)),
+        o_(std::move(o)) {
+    HYENA_CHECK(o_.batch > 0 && o_.seq > 0 && o_.steps > 0 && o_.grad_accum > 0,
+                "trainer: batch, seq, steps and grad_accum must be positive");
+    HYENA_CHECK(o_.seq <= m.config().max_seq, "trainer: seq ", o_.seq, " exceeds the model's max_seq ",
+                m.config().max_seq);
+    if (o_.eval.batch == 0) o_.eval.batch = o_.batch;
+    if (o_.eval.seq == 0) o_.eval.seq = o_.seq;
+  }
+
+  adamw<T>& optimizer() { return opt_; }
+  const trainer_options& options() const { return o_; }
+  std::string checkpoint_path() const { return o_.run_dir.empty() ? "" : o_.run_dir + "/checkpoint.safetensors"; }
+
+  // Cross-entropy on next-token targets: the default step function.
+  step_fn language_model_step() {
+    return [this](context& ctx, token_batch& b, double scale) {
+      auto logits = model_.forward(ctx, b.inputs.v());
+      double loss = nn::cross_entropy_loss<typename Model::backend>(ctx, logits, b.targets.v(), model_.dlogits());
+      scale_gradient(model_.dlogits(), scale);
+      model_.backward(ctx);
+      return loss;
+    };
+  }
+
+  train_result run(context& ctx, io::token_span train_tokens, io::token_span valid_tokens = {}, step_fn fn = {}) {
+    if (!fn) fn = language_model_step();
+    const auto entries = param_entries<T>(model_.parameters(), model_.gradients(), model_.config());
+    cosine_schedule lr{o_.lr, o_.min_lr, std::min(o_.warmup, o_.steps), o_.steps};
+    index_t step = resume_if_possible();
+    random_window_loader loader(train_tokens, o_.batch, o_.seq, o_.seed, step * o_.grad_accum);
+    token_batch b(o_.batch, o_.seq);
+    model_.reserve(o_.batch, o_.seq, models::mode::train);
+    std::ofstream metrics = open_metrics(step);
+    progress_bar bar(o_.label, o_.steps, o_.tokens_per_step(), o_.progress);
+    bar.set_first_step(step);
+    train_result res;
+    const index_t first = step;
+    for (; step < o_.steps; ++step) {
+      if (o_.stop_after > 0 && step - first >= o_.stop_after) break;
+      const double rate = lr(step + 1);
+      model_.zero_grad();
+      double loss = 0;
+      for (index_t a = 0; a < o_.grad_accum; ++a) {
+        loader.next(b);
+        loss += fn(ctx, b, 1.0 / double(o_.grad_accum)) / double(o_.grad_accum);
+      }
+      HYENA_CHECK(std::isfinite(loss), o_.label, ": loss is not finite (", loss, ") at step ", step + 1);
+      const double norm = clip_grad_norm(entries, o_.clip);
+      HYENA_CHECK(std::isfinite(norm), o_.label, ": gradient norm is not finite at step ", step + 1);
+      opt_.step(rate);
+
+      train_record rec{step + 1, (step + 1) * o_.tokens_per_step(), loss, rate, norm};
+      rec.seconds = bar.seconds();
+      const bool last = step + 1 == o_.steps;
+      if ((o_.eval_every > 0 && (step + 1) % o_.eval_every == 0) || last) {
+        if (valid_tokens.size() > 1) {
+          res.final_eval = evaluate(model_, ctx, valid_tokens, o_.eval);
+          rec.val_loss = res.final_eval.loss;
+        }
+      }
+      write_metrics(metrics, rec);
+      res.history.push_back(rec);
+      std::ostringstream extra;
+      if (!std::isnan(rec.val_loss)) extra << "val " << rec.val_loss;
+      bar.update(step + 1, loss, extra.str());
+      if (!o_.run_dir.empty() && ((o_.checkpoint_every > 0 && (step + 1) % o_.checkpoint_every == 0) || last))
+        save(step + 1);
+    }
+    res.steps_done = step;
+    res.tokens = step * o_.tokens_per_step();
+    res.seconds = bar.seconds();
+    return res;
+  }
+
+  // Writes the model, optimizer and position to run_dir/checkpoint.safetensors.
+  void save(index_t step) {
+    std::filesystem::create_directories(o_.run_dir);
+    save_checkpoint(checkpoint_path(), model_, &opt_,
+                    {{"train.step", std::to_string(step)}, {"train.seed", std::to_string(o_.seed)},
+                     {"train.label", o_.label}});
+  }
+
+ private:
+  // Multiplies a gradient buffer in place (host memory).
+  static void scale_gradient(view_of<typename Model::backend, T> g, double s) {
+    if (s == 1.0) return;
+    for (index_t i = 0; i < g.numel(); ++i) g.data[i] = static_cast<T>(g.data[i] * s);
+  }
+
+  index_t resume_if_possible() {
+    const std::string path = checkpoint_path();
+    if (path.empty() || !o_.resume || !std::filesystem::exists(path)) return 0;
+    auto meta = load_checkpoint(path, model_, &opt_);
+    auto it = meta.find("train.step");
+    HYENA_CHECK(it != meta.end(), "checkpoint ", path, ": no train.step metadata");
+    auto seed = meta.find("train.seed");
+    HYENA_CHECK(seed == meta.end() || seed->second == std::to_string(o_.seed), "checkpoint ", path,
+                ": written with data seed ", seed->second, ", this run uses ", o_.seed);
+    return std::stoll(it->second);
+  }
+
+  // Opens metrics.jsonl, dropping lines past `step` (left by a run that died after its
+  // last checkpoint), so the file always describes one run.
+  std::ofstream open_metrics(index_t step) {
+    if (o_.run_dir.empty()) return {};
+    std::filesystem::create_directories(o_.run_dir);
+    const std::string path = o_.run_dir + "/metrics.jsonl";
+    std::vector<std::string> keep;
+    if (step > 0) {
+      std::ifstream in(path);
+      for (std::string line; std::getline(in, line);) {
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (!j.is_discarded() && j.value("step", index_t(0)) <= step) keep.push_back(line);
+      }
+    }
+    std::ofstream out(path, std::ios::trunc);
+    for (auto& l : keep) out << l << '\n';
+    return out;
+  }
+
+  void write_metrics(std::ofstream& out, const train_record& r) {
+    if (!out.is_open()) return;
+    nlohmann::json j{{"label", o_.label}, {"step", r.step}, {"tokens", r.tokens}, {"loss", r.loss},
+                     {"lr", r.lr}, {"grad_norm", r.grad_norm}, {"seconds", r.seconds}};
+    if (!std::isnan(r.val_loss)) j["val_loss"] = r.val_loss;
+    out << j.dump() << '\n';
+    out.flush();
+  }
+
+  Model& model_;
+  adamw<T> opt_;
+  trainer_options o_;
+};
+
+}  // namespace hyena::train
