@@ -17,7 +17,8 @@ namespace hyena::backend {
 
 class host_context {
  public:
-  explicit host_context(int threads = default_threads()) : threads_(threads > 0 ? threads : 1) {}
+  // threads <= 0: all the threads OpenMP offers.
+  explicit host_context(int threads = 0) : threads_(threads > 0 ? threads : default_threads()) {}
 
   int threads() const { return threads_; }
 

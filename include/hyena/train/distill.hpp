@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../models/hooks.hpp"
+#include "../models/student.hpp"
 #include "../nn/loss.hpp"
 #include "trainer.hpp"
 

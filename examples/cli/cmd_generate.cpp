@@ -1,0 +1,67 @@
+// hyena generate: text from a byte-level checkpoint (vocab 256), sampled token by token.
+#include <cstdio>
+#include <memory>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <hyena/io/byte_tokenizer.hpp>
+#include <hyena/train/generate.hpp>
+
+#include "commands.hpp"
+#include "common.hpp"
+
+namespace hyena::cli {
+namespace {
+
+struct generate_cli_options {
+  std::string model, prompt;
+  index_t tokens = 200;
+  train::sampling s;
+  int threads = 0;
+};
+
+void run_generate(const generate_cli_options& o) {
+  if (o.threads > 0) {
+#ifdef _OPENMP
+    omp_set_num_threads(o.threads);
+#endif
+  }
+  o.s.validate();
+  HYENA_CHECK(std::filesystem::is_regular_file(o.model), "generate: model file ", o.model, " not found");
+  HYENA_CHECK(!o.prompt.empty(), "generate: --prompt is empty");
+  HYENA_CHECK(o.tokens >= 0, "generate: --tokens must be >= 0, got ", o.tokens);
+  const std::string arch = checkpoint_arch(o.model);
+  with_arch(arch, [&](auto tag) {
+    using Model = typename decltype(tag)::type;
+    auto model = load_model<Model>(o.model);
+    io::byte_tokenizer tok;
+    HYENA_CHECK(model.config().vocab == tok.vocab_size(), "generate: the byte tokenizer needs a vocab-",
+                tok.vocab_size(), " model; ", o.model, " has vocab ", model.config().vocab);
+    backend::host_context ctx(o.threads > 0 ? o.threads : backend::host_context::default_threads());
+    auto ids = train::generate(model, ctx, tok.encode(o.prompt), o.tokens, o.s);
+    std::string text = tok.decode(ids);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fputc('\n', stdout);
+  });
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto o = std::make_shared<generate_cli_options>();
+  auto* sub = app.add_subcommand("generate", "Sample text from a byte-level checkpoint");
+  sub->add_option("--model", o->model, "model checkpoint (model.safetensors of a run)")->required();
+  sub->add_option("--prompt", o->prompt, "text to continue")->required();
+  sub->add_option("--tokens", o->tokens, "tokens (bytes) to generate")->capture_default_str();
+  sub->add_option("--temperature", o->s.temperature, "0: greedy")->capture_default_str();
+  sub->add_option("--top-k", o->s.top_k, "keep the k most likely tokens (0: all)")->capture_default_str();
+  sub->add_option("--top-p", o->s.top_p, "keep the smallest set with this much mass (1: all)")
+      ->capture_default_str();
+  sub->add_option("--seed", o->s.seed, "sampling seed")->capture_default_str();
+  sub->add_option("--threads", o->threads, "CPU threads (0: all)")->capture_default_str();
+  sub->callback([o] { run_generate(*o); });
+}
+
+}  // namespace hyena::cli

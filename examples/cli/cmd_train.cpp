@@ -1,0 +1,174 @@
+// hyena train: a teacher or student trained from scratch on a token file.
+//
+// Re-running the same command continues from RUN_DIR/checkpoint.safetensors (the trainer's
+// resume file); the model is initialised first either way, then overwritten by it.
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <hyena/io/token_file.hpp>
+#include <hyena/train/trainer.hpp>
+
+#include "commands.hpp"
+#include "common.hpp"
+
+namespace hyena::cli {
+namespace {
+
+struct train_cli_options {
+  std::string arch, preset, config, train_path, valid_path, out;
+  index_t steps = 0, batch = 8, seq = 0, warmup = 10, grad_accum = 1;
+  double lr = 1e-3, min_lr = 1e-4, clip = 1.0, weight_decay = 0.1;
+  std::uint64_t seed = 0;
+  index_t eval_every = 0, eval_tokens = 0, checkpoint_every = 0;
+  bool no_resume = false;
+  int threads = 0;
+};
+
+// The model shape: a preset, or a JSON object (inline, or a file holding one). The vocab
+// comes from the token file unless the JSON sets it; kv_heads defaults to heads.
+models::model_config model_shape(const train_cli_options& o, index_t data_vocab) {
+  HYENA_CHECK(o.preset.empty() != o.config.empty(), "train: give exactly one of --preset and --config");
+  if (!o.preset.empty()) return preset(o.preset, o.arch, data_vocab);
+  std::string text = o.config;
+  if (text.find('{') == std::string::npos) {
+    HYENA_CHECK(std::filesystem::is_regular_file(text), "train: --config file ", text, " not found");
+    text = io::read_text_file(text);
+  }
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  HYENA_CHECK(!j.is_discarded(), "train: --config is not valid JSON");
+  if (j.is_object() && !j.contains("vocab")) j["vocab"] = data_vocab;
+  if (j.is_object() && j.contains("heads") && !j.contains("kv_heads")) j["kv_heads"] = j["heads"];  // no GQA unless asked
+  return models::model_config_from_json(j);
+}
+
+io::token_file open_tokens(const std::string& path, const char* what, index_t model_vocab) {
+  HYENA_CHECK(std::filesystem::is_regular_file(path), "train: ", what, " file ", path, " not found");
+  io::token_file f(path);
+  HYENA_CHECK(f.vocab() <= model_vocab, "train: ", path, " has vocab ", f.vocab(), ", more than the model's ",
+              model_vocab);
+  return f;
+}
+
+template <class Model>
+void train_model(const train_cli_options& o, const io::token_file& train_tokens, models::model_config cfg) {
+  const index_t seq = o.seq > 0 ? o.seq : cfg.max_seq;
+  HYENA_CHECK(seq <= cfg.max_seq, "train: --seq ", seq, " exceeds the model's max_seq ", cfg.max_seq);
+  HYENA_CHECK(train_tokens.size() > seq, "train: ", train_tokens.path(), " has ", train_tokens.size(),
+              " tokens, need more than --seq ", seq);
+  io::token_file valid;
+  if (!o.valid_path.empty()) valid = open_tokens(o.valid_path, "--valid", cfg.vocab);
+  HYENA_CHECK(o.valid_path.empty() || valid.size() >= 2, "train: ", o.valid_path, " needs at least 2 tokens");
+
+  Model model(cfg);
+  rng r(o.seed);
+  model.init(r);
+  std::printf("%s: %lld parameters (hidden %lld, layers %lld, max_seq %lld, vocab %lld)\n", o.arch.c_str(),
+              (long long)model.parameter_count(), (long long)cfg.hidden, (long long)cfg.layers,
+              (long long)cfg.max_seq, (long long)cfg.vocab);
+
+  train::trainer_options t;
+  t.batch = o.batch;
+  t.seq = seq;
+  t.steps = o.steps;
+  t.grad_accum = o.grad_accum;
+  t.warmup = o.warmup;
+  t.lr = o.lr;
+  t.min_lr = o.min_lr;
+  t.clip = o.clip;
+  t.adam.weight_decay = o.weight_decay;
+  t.seed = o.seed;
+  t.eval_every = o.eval_every;
+  t.eval = {.batch = o.batch, .seq = seq, .max_tokens = o.eval_tokens, .source_bytes = double(valid.source_bytes())};
+  t.checkpoint_every = o.checkpoint_every;
+  t.run_dir = o.out;
+  t.resume = !o.no_resume;
+  train::trainer<Model> tr(model, t);
+
+  // Say where a resumed run starts, and refuse a checkpoint of another model shape
+  // (it would fail later with a less helpful message).
+  const std::string ckpt = tr.checkpoint_path();
+  if (t.resume && std::filesystem::exists(ckpt)) {
+    auto f = io::safetensors_file::open(ckpt);
+    HYENA_CHECK(models::to_json(train::checkpoint_config(f)) == models::to_json(cfg), "train: ", ckpt,
+                " holds a model of another shape; use --no-resume or another --out");
+    auto step = f.metadata().find("train.step");
+    std::printf("resuming from step %s of %s\n", step == f.metadata().end() ? "?" : step->second.c_str(),
+                ckpt.c_str());
+  }
+
+  backend::host_context ctx(o.threads > 0 ? o.threads : backend::host_context::default_threads());
+  auto res = tr.run(ctx, train_tokens.tokens(), valid.tokens());
+  if (!o.valid_path.empty() && res.final_eval.tokens == 0)  // already finished: nothing ran
+    res.final_eval = train::evaluate(model, ctx, valid.tokens(), t.eval);
+
+  const std::string model_path = o.out + "/model.safetensors";
+  train::save_checkpoint(model_path, model, nullptr, {{"train.step", std::to_string(res.steps_done)}}, o.arch);
+  if (!res.history.empty())
+    std::printf("step %lld: train loss %.4f (%.2f s, %lld tokens)\n", (long long)res.steps_done,
+                res.history.back().loss, res.seconds, (long long)(res.history.size() * t.tokens_per_step()));
+  if (!o.valid_path.empty()) {
+    const auto& e = res.final_eval;
+    std::printf("validation: loss %.4f, perplexity %.3f", e.loss, e.perplexity);
+    if (e.bits_per_byte > 0) std::printf(", bits/byte %.4f", e.bits_per_byte);
+    std::printf(" (%lld tokens)\n", (long long)e.tokens);
+  }
+  std::printf("wrote %s\n", model_path.c_str());
+}
+
+void run_train(const train_cli_options& o) {
+  if (o.threads > 0) {
+#ifdef _OPENMP
+    omp_set_num_threads(o.threads);
+#endif
+  }
+  HYENA_CHECK(o.steps > 0 && o.batch > 0 && o.grad_accum > 0 && o.seq >= 0,
+              "train: --steps, --batch and --grad-accum must be positive and --seq >= 0");
+  with_arch(o.arch, [&](auto tag) {
+    using Model = typename decltype(tag)::type;
+    HYENA_CHECK(std::filesystem::is_regular_file(o.train_path), "train: --train file ", o.train_path, " not found");
+    io::token_file probe(o.train_path, false);
+    auto cfg = model_shape(o, probe.vocab());
+    auto train_tokens = open_tokens(o.train_path, "--train", cfg.vocab);
+    train_model<Model>(o, train_tokens, cfg);
+  });
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto o = std::make_shared<train_cli_options>();
+  auto* sub = app.add_subcommand("train", "Train a model from scratch on a token file (resumes when re-run)");
+  sub->add_option("--arch", o->arch, "gpt_neox, llama, hyena_gpt_neox or hyena_llama")->required();
+  sub->add_option("--preset", o->preset, "model shape: tiny, small or pythia-70m");
+  sub->add_option("--config", o->config, "model shape as JSON (inline or a file); vocab defaults to the data's");
+  sub->add_option("--train", o->train_path, "training token file")->required();
+  sub->add_option("--valid", o->valid_path, "validation token file");
+  sub->add_option("--out", o->out, "run folder (metrics.jsonl, checkpoint.safetensors, model.safetensors)")
+      ->required();
+  sub->add_option("--steps", o->steps, "optimizer steps")->required();
+  sub->add_option("--batch", o->batch, "sequences per micro-batch")->capture_default_str();
+  sub->add_option("--seq", o->seq, "tokens per sequence (0: the model's max_seq)")->capture_default_str();
+  sub->add_option("--lr", o->lr, "peak learning rate")->capture_default_str();
+  sub->add_option("--min-lr", o->min_lr, "final learning rate of the cosine schedule")->capture_default_str();
+  sub->add_option("--warmup", o->warmup, "linear warmup steps")->capture_default_str();
+  sub->add_option("--grad-accum", o->grad_accum, "micro-batches per step")->capture_default_str();
+  sub->add_option("--clip", o->clip, "global gradient-norm clip (<= 0: off)")->capture_default_str();
+  sub->add_option("--weight-decay", o->weight_decay, "AdamW weight decay")->capture_default_str();
+  sub->add_option("--seed", o->seed, "initialisation and data order")->capture_default_str();
+  sub->add_option("--eval-every", o->eval_every, "validate every N steps (0: at the end only)")
+      ->capture_default_str();
+  sub->add_option("--eval-tokens", o->eval_tokens, "validation tokens to score (0: the whole file)")
+      ->capture_default_str();
+  sub->add_option("--checkpoint-every", o->checkpoint_every, "checkpoint every N steps (0: at the end only)")
+      ->capture_default_str();
+  sub->add_flag("--no-resume", o->no_resume, "start over even if RUN_DIR has a checkpoint");
+  sub->add_option("--threads", o->threads, "CPU threads (0: all)")->capture_default_str();
+  sub->callback([o] { run_train(*o); });
+}
+
+}  // namespace hyena::cli

@@ -1,0 +1,94 @@
+// common.hpp: what the `hyena` subcommands share: the model types the CLI knows,
+// presets, the data folder and checkpoint loading.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <hyena/hyena.hpp>
+#include <hyena/models/config_json.hpp>
+#include <hyena/train/checkpoint.hpp>
+
+namespace hyena::cli {
+
+using B = backend::cpu;
+using gpt_neox = models::gpt_neox<B>;
+using llama = models::llama<B>;
+using hyena_gpt_neox = models::hyena_student<gpt_neox>;
+using hyena_llama = models::hyena_student<llama>;
+
+template <class M>
+struct type_tag {
+  using type = M;
+};
+
+// Calls fn(type_tag<Model>{}) for the architecture named `arch`.
+template <class Fn>
+decltype(auto) with_arch(const std::string& arch, Fn&& fn) {
+  if (arch == "gpt_neox") return fn(type_tag<gpt_neox>{});
+  if (arch == "llama") return fn(type_tag<llama>{});
+  if (arch == "hyena_gpt_neox") return fn(type_tag<hyena_gpt_neox>{});
+  if (arch == "hyena_llama") return fn(type_tag<hyena_llama>{});
+  HYENA_FAIL("unknown architecture '", arch, "' (expected gpt_neox, llama, hyena_gpt_neox or hyena_llama)");
+}
+
+// The Hyena student architecture of a teacher architecture.
+inline std::string student_arch(const std::string& teacher) {
+  if (teacher == "gpt_neox") return "hyena_gpt_neox";
+  if (teacher == "llama") return "hyena_llama";
+  HYENA_FAIL("no Hyena student for architecture '", teacher, "'");
+}
+
+// Named model shapes. "small" is the benchmark shape of the issues (width 128, 4 layers,
+// 4 heads, MLP 512, context 256); "tiny" runs in seconds (CI); "pythia-70m" is Pythia-70M.
+inline models::model_config preset(const std::string& name, const std::string& arch, index_t vocab) {
+  const bool is_llama = arch.find("llama") != std::string::npos;
+  auto make = [&](index_t hidden, index_t layers, index_t heads, index_t inter, index_t seq) {
+    auto c = is_llama ? models::llama_config(vocab, hidden, layers, heads, heads, inter, seq)
+                      : models::gpt_neox_config(vocab, hidden, layers, heads, inter, seq);
+    c.hyena_filter_order = 64;
+    return c;
+  };
+  if (name == "tiny") {
+    auto c = make(32, 2, 4, 64, 64);
+    c.hyena_filter_order = 16;
+    return c;
+  }
+  if (name == "small") return make(128, 4, 4, 512, 256);
+  if (name == "pythia-70m") {
+    auto c = models::pythia_70m_config();
+    c.vocab = vocab;
+    return c;
+  }
+  HYENA_FAIL("unknown preset '", name, "' (expected tiny, small or pythia-70m)");
+}
+
+// HYENA_DATA_DIR, else the folder CMake was configured with (../shared/data by default).
+inline std::string data_dir() {
+  if (const char* d = std::getenv("HYENA_DATA_DIR"); d && *d) return d;
+#ifdef HYENA_DEFAULT_DATA_DIR
+  return HYENA_DEFAULT_DATA_DIR;
+#else
+  return "../shared/data";
+#endif
+}
+
+// The architecture recorded in a checkpoint ("hyena.arch").
+inline std::string checkpoint_arch(const std::string& path) {
+  auto f = io::safetensors_file::open(path);
+  auto it = f.metadata().find("hyena.arch");
+  HYENA_CHECK(it != f.metadata().end(), "checkpoint ", path, ": no hyena.arch metadata");
+  return it->second;
+}
+
+// A model of type M with the config and weights of checkpoint `path`.
+template <class M>
+M load_model(const std::string& path) {
+  M m(train::checkpoint_config(path));
+  train::load_checkpoint(path, m);
+  return m;
+}
+
+}  // namespace hyena::cli

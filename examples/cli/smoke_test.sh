@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# CLI smoke test: prepare -> train (and resume) -> eval -> generate on a tiny model, and
+# bad inputs fail cleanly. Usage: smoke_test.sh HYENA_BINARY WORK_DIR
+set -euo pipefail
+
+hyena=$1
+work=$2
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+fail() { echo "smoke test FAILED: $*" >&2; exit 1; }
+
+# A few KB of text with enough structure for a tiny model to learn something in 20 steps.
+for i in $(seq 1 150); do
+  echo "line $i: the quick brown fox jumps over the lazy dog $((i % 7)) times."
+done > text.txt
+
+"$hyena" prepare --input text.txt --output train.tok --valid-fraction 0.1 --valid-output valid.tok | tee prepare.out
+grep -q "train.tok: .* tokens, .* bytes, 1.000 bytes/token" prepare.out || fail "prepare did not report train.tok"
+[[ -s train.tok && -s valid.tok ]] || fail "prepare wrote no token files"
+
+train=(train --arch gpt_neox --preset tiny --train train.tok --valid valid.tok --out run
+       --batch 4 --seq 64 --lr 3e-3 --warmup 2 --checkpoint-every 10 --seed 1)
+"$hyena" "${train[@]}" --steps 20 > train.out 2> train.err || { cat train.err >&2; fail "train"; }
+cat train.out
+for f in metrics.jsonl checkpoint.safetensors model.safetensors; do
+  [[ -s run/$f ]] || fail "run/$f missing"
+done
+grep -q "^validation: loss" train.out || fail "train printed no validation loss"
+[[ $(wc -l < run/metrics.jsonl) -eq 20 ]] || fail "metrics.jsonl should have 20 lines"
+# The training loss ("loss", not "val_loss") of the first and last lines.
+loss_of() { grep -o '[{,]"loss":[-0-9.e+]*' | sed 's/.*://'; }
+first=$(head -n 1 run/metrics.jsonl | loss_of)
+last=$(tail -n 1 run/metrics.jsonl | loss_of)
+echo "training loss $first -> $last"
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }' || fail "loss did not decrease ($first -> $last)"
+
+"$hyena" eval --model run/model.safetensors --data valid.tok --json > eval.json
+cat eval.json
+for field in '"arch":"gpt_neox"' '"loss":' '"perplexity":' '"bits_per_byte":' '"tokens":'; do
+  grep -q "$field" eval.json || fail "eval --json lacks $field"
+done
+"$hyena" eval --model run/model.safetensors --data valid.tok --words 100 | grep -q "word perplexity" ||
+  fail "eval --words printed no word perplexity"
+
+gen=(generate --model run/model.safetensors --prompt "line 7: the" --tokens 24 --seed 5 --top-k 20)
+"$hyena" "${gen[@]}" > gen1.txt
+"$hyena" "${gen[@]}" > gen2.txt
+[[ $(wc -c < gen1.txt) -gt 12 ]] || fail "generate printed nothing beyond the prompt"
+head -c 11 gen1.txt | grep -q "line 7: the" || fail "generate output does not start with the prompt"
+cmp -s gen1.txt gen2.txt || fail "generate with the same seed gave different text"
+
+# Re-running with more steps resumes from the last checkpoint.
+"$hyena" "${train[@]}" --steps 30 > resume.out 2> resume.err || { cat resume.err >&2; fail "resume"; }
+cat resume.out
+grep -q "resuming from step 20" resume.out || fail "train did not resume from step 20"
+[[ $(wc -l < run/metrics.jsonl) -eq 30 ]] || fail "metrics.jsonl should have 30 lines after resuming"
+
+# A Hyena student trains through the same command.
+"$hyena" train --arch hyena_gpt_neox --preset tiny --train train.tok --out student --steps 2 --batch 2 --seq 32 \
+  > student.out 2> /dev/null || fail "hyena_gpt_neox train"
+[[ -s student/model.safetensors ]] || fail "student/model.safetensors missing"
+
+# Bad inputs exit non-zero with "error:" on stderr.
+expect_error() {
+  local what=$1
+  shift
+  if "$hyena" "$@" > bad.out 2> bad.err; then fail "$what: exited 0"; fi
+  grep -q "error:" bad.err || fail "$what: no 'error:' on stderr (got: $(cat bad.err))"
+  echo "ok: $what -> $(head -n 1 bad.err)"
+}
+head -c 1000 run/model.safetensors > truncated.safetensors
+expect_error "missing file" eval --model run/model.safetensors --data missing.tok
+expect_error "missing text" prepare --input missing.txt --output x.tok
+expect_error "unknown arch" train --arch gpt3 --preset tiny --train train.tok --out bad --steps 1
+expect_error "unknown preset" train --arch gpt_neox --preset huge --train train.tok --out bad --steps 1
+expect_error "seq > max_seq" train --arch gpt_neox --preset tiny --train train.tok --out bad --steps 1 --seq 65
+expect_error "truncated checkpoint" eval --model truncated.safetensors --data valid.tok
+expect_error "bad top-p" generate --model run/model.safetensors --prompt x --top-p 0
+echo "smoke test passed"
