@@ -1,6 +1,6 @@
 #include <hyena/models/gpt_neox.hpp>
 
-#include "../support/fixture.hpp"
+#include "../support/block_golden.hpp"
 #include "../support/model_check.hpp"
 
 using namespace hyena;
@@ -68,27 +68,7 @@ TEST_CASE("gpt_neox: one block matches the independent PyTorch implementation") 
   models::model_config c = models::gpt_neox_config(16, fx.meta["hidden"], 1, fx.meta["heads"], fx.meta["intermediate"],
                                                    fx.meta["seq"]);
   c.rotary_pct = fx.meta["rotary_pct"];
-  using blk = models::gpt_neox_block<backend::cpu, float>;
-  blk::params p, g;
-  blk::cache k;
-  arena<float> pa, ga, ka;
-  pa.bind(p, c);
-  ga.bind(g, c);
-  const index_t batch = fx.meta["batch"], seq = fx.meta["seq"];
-  ka.bind(k, c, batch, seq);
-  for_each_tensor<float>(p, [&](const std::string& n, view<float>& v, const shape&) { fx.copy_to(n, v); }, c);
-  tensor<float> x({batch, seq, c.hidden}), y({batch, seq, c.hidden}), dy({batch, seq, c.hidden}), dx({batch, seq, c.hidden});
-  fx.copy_to("input", x.v());
-  fx.copy_to("r", dy.v());
-  backend::host_context ctx;
-  blk::forward(ctx, c, p, k, x.v(), y.v());
-  CHECK(testing::relative_error(y.data(), fx.values<double>("output")) <= 1e-5);
-  blk::backward(ctx, c, p, k, dy.v(), dx.v(), g);
-  CHECK(testing::relative_error(dx.data(), fx.values<double>("grad.input")) <= 1e-5);
-  for_each_tensor<float>(g, [&](const std::string& n, view<float>& v, const shape&) {
-    INFO("grad.", n);
-    CHECK(testing::relative_error(v.data, fx.values<double>("grad." + n)) <= 1e-5);
-  }, c);
+  testing::check_block_against_fixture<models::gpt_neox_block<backend::cpu, float>>(fx, c);
 }
 
 TEST_CASE("gpt_neox: bad input throws hyena::error") {

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "../tensor/tensor.hpp"
+#include "atomic_file.hpp"
 #include "half.hpp"
 #include "safetensors_dtype.hpp"
 
@@ -89,7 +90,7 @@ class safetensors_writer {
     std::string text = header.dump();
     text.append((8 - text.size() % 8) % 8, ' ');  // the data section starts 8-byte aligned
 
-    temp_file tmp(path);
+    atomic_file tmp(path, "safetensors_writer:");
     std::uint64_t n = text.size();
     tmp.write(&n, 8);
     tmp.write(text.data(), text.size());
@@ -107,59 +108,9 @@ class safetensors_writer {
     index_t numel;
   };
 
-  // The temp file next to `path`: removed unless commit() renamed it into place.
-  class temp_file {
-   public:
-    explicit temp_file(const std::string& path) : path_(path) {
-      std::string dir = std::filesystem::path(path).parent_path().string();
-      dir_ = dir.empty() ? "." : dir;
-      std::string tmpl = path + ".tmp-XXXXXX";
-      fd_ = ::mkstemp(tmpl.data());
-      if (fd_ < 0) fail("cannot create a temp file in '" + dir_ + "'");
-      name_ = tmpl;
-      ::fchmod(fd_, 0644);  // mkstemp makes 0600; checkpoints are meant to be shared
-    }
-    ~temp_file() {
-      if (fd_ >= 0) ::close(fd_);
-      if (!name_.empty()) ::unlink(name_.c_str());
-    }
-    temp_file(const temp_file&) = delete;
-    temp_file& operator=(const temp_file&) = delete;
-
-    void write(const void* p, std::size_t n) {
-      const char* c = static_cast<const char*>(p);
-      while (n > 0) {
-        ssize_t w = ::write(fd_, c, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) fail("write failed");
-        c += w;
-        n -= static_cast<std::size_t>(w);
-      }
-    }
-    void commit() {
-      if (::fsync(fd_) != 0) fail("fsync failed");
-      int fd = std::exchange(fd_, -1);
-      if (::close(fd) != 0) fail("close failed");
-      if (::rename(name_.c_str(), path_.c_str()) != 0) fail("cannot rename the temp file over it");
-      name_.clear();  // it is the destination now
-      int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dfd >= 0) {  // make the rename itself durable; best effort
-        ::fsync(dfd);
-        ::close(dfd);
-      }
-    }
-
-   private:
-    [[noreturn]] void fail(const std::string& what) const {
-      int e = errno;
-      HYENA_FAIL("safetensors_writer: ", path_, ": ", what, ": ", std::strerror(e));
-    }
-    std::string path_, dir_, name_;
-    int fd_ = -1;
-  };
 
   template <class S>
-  static void write_data(temp_file& f, const entry& e, const S* src) {
+  static void write_data(atomic_file& f, const entry& e, const S* src) {
     const std::size_t n = static_cast<std::size_t>(e.numel);
     if ((e.as == dtype::F32 && std::is_same_v<S, float>) || (e.as == dtype::F64 && std::is_same_v<S, double>)) {
       f.write(src, n * sizeof(S));  // already in the file's format
@@ -198,7 +149,7 @@ class safetensors_writer {
       f.write(out, m * dtype_size(e.as));
     }
   }
-  static void write_data(temp_file& f, const entry& e) {
+  static void write_data(atomic_file& f, const entry& e) {
     if (e.numel == 0) return;
     if (e.is_double)
       write_data(f, e, static_cast<const double*>(e.data));

@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "atomic_file.hpp"
 #include "mapped_file.hpp"
 #include "token_span.hpp"
 #include "tokenizer.hpp"
@@ -60,48 +61,7 @@ U get(const unsigned char* h, std::size_t at) {
   std::memcpy(&v, h + at, sizeof(U));
   return v;
 }
-inline std::string errno_text() { return std::strerror(errno); }
 
-// Owns a temp file until commit() renames it into place; otherwise removes it.
-class temp_file {
- public:
-  explicit temp_file(const std::string& target) : target_(target) {
-    static std::atomic<unsigned> counter{0};
-    path_ = target + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    HYENA_CHECK(fd_ >= 0, "token file ", target, ": cannot create ", path_, ": ", errno_text());
-  }
-  temp_file(const temp_file&) = delete;
-  temp_file& operator=(const temp_file&) = delete;
-  ~temp_file() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(path_.c_str());
-  }
-  void write(const void* data, std::size_t n) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      ssize_t w = ::write(fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      HYENA_CHECK(w > 0, "token file ", target_, ": write failed: ", errno_text());
-      p += w;
-      n -= std::size_t(w);
-    }
-  }
-  // fsync, close and rename over the target: readers see the old file or the whole new one.
-  void commit() {
-    HYENA_CHECK(::fsync(fd_) == 0, "token file ", target_, ": fsync failed: ", errno_text());
-    int fd = std::exchange(fd_, -1);
-    HYENA_CHECK(::close(fd) == 0, "token file ", target_, ": close failed: ", errno_text());
-    HYENA_CHECK(::rename(path_.c_str(), target_.c_str()) == 0, "token file ", target_, ": rename failed: ",
-                errno_text());
-    committed_ = true;
-  }
-
- private:
-  std::string target_, path_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
 }  // namespace detail
 
 // Writes ids to `path` atomically (a temp file beside it, then rename); on any error the
@@ -127,7 +87,7 @@ inline void write_token_file(const std::string& path, std::span<const std::int32
   detail::put<std::uint64_t>(h, 32, source_bytes);
   detail::put<std::uint64_t>(h, 56, detail::fnv1a(h, 56));
 
-  detail::temp_file f(path);
+  atomic_file f(path, "token file");
   f.write(h, sizeof h);
   // Narrow in chunks so memory stays small for large corpora.
   constexpr std::size_t chunk = 1 << 16;
