@@ -156,7 +156,7 @@ void run_demo(const demo_args& a) {
   const index_t eval_tokens = a.eval_tokens >= 0 ? a.eval_tokens : budget.eval_tokens;
   const fs::path dir = a.out;
   fs::create_directories(dir / "data");
-  backend::host_context ctx(a.threads);
+  auto ctx = make_context(a.threads);
 
   // Data: byte-level tokens (the real tokenizers plug into the same interface).
   auto corpus = find_corpus(a.corpus);

@@ -16,7 +16,7 @@ struct distill_args {
 
 void run_distill(const distill_args& a) {
   const std::string arch = checkpoint_arch(a.teacher);
-  backend::host_context ctx(a.threads);
+  auto ctx = make_context(a.threads);
   with_arch(arch, [&](auto tag) {
     using Teacher = typename decltype(tag)::type;
     if constexpr (std::is_same_v<Teacher, gpt_neox> || std::is_same_v<Teacher, llama>) {

@@ -24,11 +24,6 @@ struct eval_cli_options {
 };
 
 void run_eval(const eval_cli_options& o) {
-  if (o.threads > 0) {
-#ifdef _OPENMP
-    omp_set_num_threads(o.threads);
-#endif
-  }
   HYENA_CHECK(std::filesystem::is_regular_file(o.model), "eval: model file ", o.model, " not found");
   HYENA_CHECK(std::filesystem::is_regular_file(o.data), "eval: data file ", o.data, " not found");
   HYENA_CHECK(o.batch > 0 && o.seq >= 0 && o.max_tokens >= 0 && o.words >= 0,
@@ -47,7 +42,7 @@ void run_eval(const eval_cli_options& o) {
 
     train::eval_options e{.batch = o.batch, .seq = seq, .max_tokens = o.max_tokens,
                           .source_bytes = double(data.source_bytes()), .source_words = o.words};
-    backend::host_context ctx(o.threads > 0 ? o.threads : backend::host_context::default_threads());
+    auto ctx = make_context(o.threads);
     auto r = train::evaluate(model, ctx, data.tokens(), e);
 
     if (o.json) {

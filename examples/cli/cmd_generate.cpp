@@ -23,11 +23,6 @@ struct generate_cli_options {
 };
 
 void run_generate(const generate_cli_options& o) {
-  if (o.threads > 0) {
-#ifdef _OPENMP
-    omp_set_num_threads(o.threads);
-#endif
-  }
   o.s.validate();
   HYENA_CHECK(std::filesystem::is_regular_file(o.model), "generate: model file ", o.model, " not found");
   HYENA_CHECK(!o.prompt.empty(), "generate: --prompt is empty");
@@ -39,7 +34,7 @@ void run_generate(const generate_cli_options& o) {
     io::byte_tokenizer tok;
     HYENA_CHECK(model.config().vocab == tok.vocab_size(), "generate: the byte tokenizer needs a vocab-",
                 tok.vocab_size(), " model; ", o.model, " has vocab ", model.config().vocab);
-    backend::host_context ctx(o.threads > 0 ? o.threads : backend::host_context::default_threads());
+    auto ctx = make_context(o.threads);
     auto ids = train::generate(model, ctx, tok.encode(o.prompt), o.tokens, o.s);
     std::string text = tok.decode(ids);
     std::fwrite(text.data(), 1, text.size(), stdout);

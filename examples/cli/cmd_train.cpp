@@ -101,7 +101,7 @@ void train_model(const train_cli_options& o, const io::token_file& train_tokens,
                 ckpt.c_str());
   }
 
-  backend::host_context ctx(o.threads > 0 ? o.threads : backend::host_context::default_threads());
+  auto ctx = make_context(o.threads);
   auto res = tr.run(ctx, train_tokens.tokens(), valid.tokens());
   if (!o.valid_path.empty() && res.final_eval.tokens == 0)  // already finished: nothing ran
     res.final_eval = train::evaluate(model, ctx, valid.tokens(), t.eval);
@@ -121,11 +121,6 @@ void train_model(const train_cli_options& o, const io::token_file& train_tokens,
 }
 
 void run_train(const train_cli_options& o) {
-  if (o.threads > 0) {
-#ifdef _OPENMP
-    omp_set_num_threads(o.threads);
-#endif
-  }
   HYENA_CHECK(o.steps > 0 && o.batch > 0 && o.grad_accum > 0 && o.seq >= 0,
               "train: --steps, --batch and --grad-accum must be positive and --seq >= 0");
   with_arch(o.arch, [&](auto tag) {

@@ -65,6 +65,15 @@ inline models::model_config preset(const std::string& name, const std::string& a
   HYENA_FAIL("unknown preset '", name, "' (expected tiny, small or pythia-70m)");
 }
 
+// A context with `threads` threads (0: all). OpenMP's process-wide default follows it, so
+// the few loops outside backend ops (optimizer, clipping) use the same count.
+inline backend::host_context make_context(int threads) {
+#ifdef _OPENMP
+  if (threads > 0) omp_set_num_threads(threads);
+#endif
+  return backend::host_context(threads);
+}
+
 // HYENA_DATA_DIR, else the folder CMake was configured with (../shared/data by default).
 inline std::string data_dir() {
   if (const char* d = std::getenv("HYENA_DATA_DIR"); d && *d) return d;

@@ -16,9 +16,10 @@ struct cpu_gemm_ops : Base {
                                       0, Eigen::OuterStride<>>;
 
   template <class T>
-  static void gemm(host_context&, bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
+  static void gemm(host_context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
                    T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
                    index_t ldc) {
+    use_context_threads(ctx);
     matrix_map<T> C(c, m, n, Eigen::OuterStride<>(ldc));
     if (k == 0) {
       if (beta == T(0)) C.setZero(); else C *= beta;
@@ -36,6 +37,14 @@ struct cpu_gemm_ops : Base {
     else if (trans_a && !trans_b) C.noalias() += alpha * A.transpose() * B;
     else if (!trans_a && trans_b) C.noalias() += alpha * A * B.transpose();
     else C.noalias() += alpha * A.transpose() * B.transpose();
+  }
+
+  // Eigen threads its products itself, from a process-wide setting: keep that setting at the
+  // context's thread count (outside parallel regions, where Eigen runs single-threaded anyway).
+  static void use_context_threads(host_context& ctx) {
+#ifdef _OPENMP
+    if (!omp_in_parallel() && Eigen::nbThreads() != ctx.threads()) Eigen::setNbThreads(ctx.threads());
+#endif
   }
 
   template <class T>
