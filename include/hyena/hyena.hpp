@@ -1,8 +1,19 @@
-// hyena.hpp: the umbrella header. Everything that runs on the CPU.
+// hyena.hpp: the umbrella header. Everything that runs on the CPU: tensors, backends,
+// layers, models, training and distillation, checkpoints, tokenizers. (The CUDA backend,
+// backend/cuda/cuda.hpp, is included separately by code compiled with nvcc.)
 #pragma once
 #include "backend/backend.hpp"
 #include "config.hpp"
+#include "io/byte_tokenizer.hpp"
+#include "io/hf_checkpoint.hpp"
+#include "io/hf_config.hpp"
+#include "io/llama2c.hpp"
+#include "io/llama2c_tokenizer.hpp"
+#include "io/load_tokenizer.hpp"
+#include "io/safetensors.hpp"
+#include "io/token_file.hpp"
 #include "models/causal_lm.hpp"
+#include "models/config_json.hpp"
 #include "models/gpt_neox.hpp"
 #include "models/llama.hpp"
 #include "models/student.hpp"
@@ -12,8 +23,15 @@
 #include "nn/hyena.hpp"
 #include "nn/layer_norm.hpp"
 #include "nn/linear.hpp"
+#include "nn/loss.hpp"
 #include "nn/rms_norm.hpp"
 #include "nn/swiglu_mlp.hpp"
 #include "tensor/arena.hpp"
 #include "tensor/random.hpp"
 #include "tensor/tensor.hpp"
+#include "train/checkpoint.hpp"
+#include "train/distill.hpp"
+#include "train/evaluate.hpp"
+#include "train/generate.hpp"
+#include "train/sample_corpus.hpp"
+#include "train/trainer.hpp"

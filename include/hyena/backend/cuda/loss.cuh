@@ -1,0 +1,201 @@
+// cuda/loss.cuh: fused losses over the vocabulary, mirroring cpu_ref/loss.hpp. One block per
+// row computes max, log-sum-exp, the row loss and the gradient in double; row losses go to a
+// device buffer whose sum (fixed order, double) is copied back, so each call syncs once.
+#pragma once
+#include <climits>
+#include <cstdint>
+
+#include "../cpu_ref/loss.hpp"  // ignore_target
+#include "common.cuh"
+
+namespace hyena::backend {
+
+namespace cuda_detail {
+
+// counts[0] += valid rows; counts[1] = min bad row (init LLONG_MAX).
+template <int = 0>  // a template, so the header can be included by several TUs
+__global__ void count_targets_kernel(index_t rows, index_t vocab, const std::int32_t* targets,
+                                     unsigned long long* count, long long* first_bad) {
+  unsigned long long local = 0;
+  HYENA_GRID_LOOP(r, rows) {
+    std::int32_t t = targets[r];
+    if (t == ignore_target) continue;
+    if (t >= 0 && t < vocab)
+      ++local;
+    else
+      atomicMin(first_bad, (long long)r);
+  }
+  if (local) atomicAdd(count, local);
+}
+template <int = 0>  // a template, so the header can be included by several TUs
+__global__ void count_init_kernel(unsigned long long* count, long long* first_bad) {
+  *count = 0;
+  *first_bad = LLONG_MAX;
+}
+
+template <class T>
+__global__ void __launch_bounds__(1024)
+    cross_entropy_kernel(index_t vocab, const T* logits, const std::int32_t* targets, T* losses, T* dlogits,
+                         T grad_scale, double* row_loss) {
+  __shared__ double sh[33];
+  index_t r = blockIdx.x;
+  const T* x = logits + r * vocab;
+  std::int32_t t = targets[r];
+  if (t == ignore_target) {  // the whole block takes this branch
+    if (threadIdx.x == 0) {
+      if (losses) losses[r] = T(0);
+      row_loss[r] = 0;
+    }
+    if (dlogits)
+      for (index_t i = threadIdx.x; i < vocab; i += blockDim.x) dlogits[r * vocab + i] = T(0);
+    return;
+  }
+  double m = -HUGE_VAL;
+  for (index_t i = threadIdx.x; i < vocab; i += blockDim.x) m = max(m, double(x[i]));
+  m = block_max(m, sh, -HUGE_VAL);
+  double s = 0;
+  for (index_t i = threadIdx.x; i < vocab; i += blockDim.x) s += exp(double(x[i]) - m);
+  double lse = m + log(block_sum(s, sh));
+  if (threadIdx.x == 0) {
+    double loss = lse - double(x[t]);
+    if (losses) losses[r] = T(loss);
+    row_loss[r] = loss;
+  }
+  if (dlogits)
+    for (index_t i = threadIdx.x; i < vocab; i += blockDim.x)
+      dlogits[r * vocab + i] = T(double(grad_scale) * (exp(double(x[i]) - lse) - (i == t ? 1.0 : 0.0)));
+}
+
+template <class T>
+__global__ void __launch_bounds__(1024)
+    kl_divergence_kernel(index_t vocab, const T* teacher, const T* student, double tau, T* losses, T* dstudent,
+                         T grad_scale, double* row_loss) {
+  __shared__ double sh[33];
+  index_t r = blockIdx.x;
+  const T* t = teacher + r * vocab;
+  const T* s = student + r * vocab;
+  double mt = -HUGE_VAL, ms = -HUGE_VAL;
+  for (index_t i = threadIdx.x; i < vocab; i += blockDim.x) {
+    mt = max(mt, double(t[i]) / tau);
+    ms = max(ms, double(s[i]) / tau);
+  }
+  mt = block_max(mt, sh, -HUGE_VAL);
+  ms = block_max(ms, sh, -HUGE_VAL);
+  double st = 0, ss = 0;
+  for (index_t i = threadIdx.x; i < vocab; i += blockDim.x) {
+    st += exp(double(t[i]) / tau - mt);
+    ss += exp(double(s[i]) / tau - ms);
+  }
+  double lse_t = mt + log(block_sum(st, sh)), lse_s = ms + log(block_sum(ss, sh));
+  double kl = 0;
+  for (index_t i = threadIdx.x; i < vocab; i += blockDim.x) {
+    double pt = exp(double(t[i]) / tau - lse_t);
+    kl += pt * ((double(t[i]) - double(s[i])) / tau + (lse_s - lse_t));
+    if (dstudent) {
+      double ps = exp(double(s[i]) / tau - lse_s);
+      dstudent[r * vocab + i] = T(double(grad_scale) * (ps - pt) / tau);
+    }
+  }
+  kl = max(block_sum(kl, sh), 0.0);  // rounding can leave tiny negatives for equal rows
+  if (threadIdx.x == 0) {
+    if (losses) losses[r] = T(kl);
+    row_loss[r] = kl;
+  }
+}
+
+template <class T>
+__global__ void mse_kernel(index_t n, const T* a, const T* b, T* da, T grad_scale, double* partial) {
+  __shared__ double sh[33];
+  double acc = 0;
+  HYENA_GRID_LOOP(i, n) {
+    double d = double(a[i]) - double(b[i]);
+    acc += d * d;
+    if (da) da[i] = T(double(grad_scale) * 2.0 * d);
+  }
+  acc = block_sum(acc, sh);
+  if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+}
+
+inline int vocab_threads(index_t vocab) {
+  index_t t = (vocab + 31) / 32 * 32;
+  return int(t < 32 ? 32 : (t > 1024 ? 1024 : t));
+}
+
+}  // namespace cuda_detail
+
+struct cuda_loss_ops {
+  // Throws unless every target is in [0, vocab) or ignore_target; returns how many rows count.
+  static index_t count_targets(cuda_context& ctx, index_t rows, index_t vocab, const std::int32_t* targets) {
+    if (rows <= 0) return 0;
+    cuda_detail::carver cv;
+    std::size_t at_count = cv.take(sizeof(unsigned long long)), at_bad = cv.take(sizeof(long long));
+    char* ws = static_cast<char*>(ctx.workspace(cv.used));
+    auto* count = reinterpret_cast<unsigned long long*>(ws + at_count);
+    auto* bad = reinterpret_cast<long long*>(ws + at_bad);
+    cuda_detail::count_init_kernel<<<1, 1, 0, ctx.stream()>>>(count, bad);
+    HYENA_CUDA_CHECK_LAUNCH("count_init_kernel");
+    const unsigned blocks = cuda_detail::grid_for(ctx, rows);
+    cuda_detail::count_targets_kernel<<<blocks, cuda_detail::block_threads, 0, ctx.stream()>>>(rows, vocab, targets,
+                                                                                               count, bad);
+    HYENA_CUDA_CHECK_LAUNCH("count_targets_kernel");
+    auto* host = static_cast<long long*>(ctx.host_scratch(2 * sizeof(long long)));
+    HYENA_CUDA_CHECK(cudaMemcpyAsync(host, count, sizeof(long long), cudaMemcpyDeviceToHost, ctx.stream()));
+    HYENA_CUDA_CHECK(cudaMemcpyAsync(host + 1, bad, sizeof(long long), cudaMemcpyDeviceToHost, ctx.stream()));
+    ctx.synchronize();
+    long long valid = host[0], first_bad = host[1];
+    if (first_bad != LLONG_MAX) {
+      std::int32_t t = 0;
+      HYENA_CUDA_CHECK(cudaMemcpy(&t, targets + first_bad, sizeof(t), cudaMemcpyDeviceToHost));
+      HYENA_FAIL("cross_entropy: target ", t, " at row ", first_bad, " is outside [0, ", vocab,
+                 ") and is not the ignore index ", ignore_target);
+    }
+    return index_t(valid);
+  }
+
+  template <class T>
+  static double cross_entropy(cuda_context& ctx, index_t rows, index_t vocab, const T* logits,
+                              const std::int32_t* targets, T* losses, T* dlogits, T grad_scale) {
+    count_targets(ctx, rows, vocab, targets);  // validate before writing anything
+    if (rows <= 0) return 0.0;
+    HYENA_CHECK(rows <= index_t(0x7fffffff), "cross_entropy: ", rows, " rows exceed the grid limit");
+    cuda_detail::carver cv;
+    std::size_t at_rows = cv.take(sizeof(double) * rows), at_slot = cv.take(sizeof(double));
+    char* ws = static_cast<char*>(ctx.workspace(cv.used));
+    double* row_loss = reinterpret_cast<double*>(ws + at_rows);
+    cuda_detail::cross_entropy_kernel<<<unsigned(rows), cuda_detail::vocab_threads(vocab), 0, ctx.stream()>>>(
+        vocab, logits, targets, losses, dlogits, grad_scale, row_loss);
+    HYENA_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
+    return cuda_detail::sum_to_host(ctx, rows, row_loss, reinterpret_cast<double*>(ws + at_slot));
+  }
+
+  template <class T>
+  static double kl_divergence(cuda_context& ctx, index_t rows, index_t vocab, const T* teacher, const T* student,
+                              T temperature, T* losses, T* dstudent, T grad_scale) {
+    HYENA_CHECK(temperature > T(0), "kl_divergence: temperature must be positive, got ", temperature);
+    if (rows <= 0) return 0.0;
+    HYENA_CHECK(rows <= index_t(0x7fffffff), "kl_divergence: ", rows, " rows exceed the grid limit");
+    cuda_detail::carver cv;
+    std::size_t at_rows = cv.take(sizeof(double) * rows), at_slot = cv.take(sizeof(double));
+    char* ws = static_cast<char*>(ctx.workspace(cv.used));
+    double* row_loss = reinterpret_cast<double*>(ws + at_rows);
+    cuda_detail::kl_divergence_kernel<<<unsigned(rows), cuda_detail::vocab_threads(vocab), 0, ctx.stream()>>>(
+        vocab, teacher, student, double(temperature), losses, dstudent, grad_scale, row_loss);
+    HYENA_CUDA_CHECK_LAUNCH("kl_divergence_kernel");
+    return cuda_detail::sum_to_host(ctx, rows, row_loss, reinterpret_cast<double*>(ws + at_slot));
+  }
+
+  template <class T>
+  static double mse(cuda_context& ctx, index_t n, const T* a, const T* b, T* da, T grad_scale) {
+    if (n <= 0) return 0.0;
+    unsigned blocks = cuda_detail::grid_for(ctx, n);
+    cuda_detail::carver cv;
+    std::size_t at_partial = cv.take(sizeof(double) * blocks), at_slot = cv.take(sizeof(double));
+    char* ws = static_cast<char*>(ctx.workspace(cv.used));
+    double* partial = reinterpret_cast<double*>(ws + at_partial);
+    cuda_detail::mse_kernel<<<blocks, cuda_detail::block_threads, 0, ctx.stream()>>>(n, a, b, da, grad_scale, partial);
+    HYENA_CUDA_CHECK_LAUNCH("mse_kernel");
+    return cuda_detail::sum_to_host(ctx, blocks, partial, reinterpret_cast<double*>(ws + at_slot));
+  }
+};
+
+}  // namespace hyena::backend

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# gpu-check.sh: build and run the CUDA backend's tests on a machine with a GPU.
+#
+#   scripts/gpu-check.sh            configure (HYENA_WITH_CUDA=ON), build tests/cuda, run the
+#                                   test program, then run it under compute-sanitizer memcheck
+#   scripts/gpu-check.sh bundle     (on a machine that has the header-only deps installed)
+#                                   copy Eigen, xsimd and doctest into .gpu-deps/ so that a
+#                                   bare GPU machine, which cannot install packages, finds them
+#
+# Logs go to $OUT (when set) or build-gpu/logs. Exit status: non-zero when the build or the
+# tests fail, or memcheck reports errors. A missing compute-sanitizer is reported, not fatal.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+deps="$root/.gpu-deps"
+
+if [[ "${1:-}" == "bundle" ]]; then
+  rm -rf "$deps"
+  mkdir -p "$deps/usr/include" "$deps/usr/share" "$deps/usr/lib/cmake"
+  cp -r /usr/include/eigen3 /usr/include/xsimd /usr/include/doctest "$deps/usr/include/"
+  cp -r /usr/share/eigen3 "$deps/usr/share/"
+  cp -r /usr/lib/cmake/doctest "$deps/usr/lib/cmake/"
+  # Debian's doctest config hard-codes /usr; make it relative to where it now lies.
+  sed -i 's|^set(_IMPORT_PREFIX "/usr")|get_filename_component(_IMPORT_PREFIX "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)|' \
+    "$deps/usr/lib/cmake/doctest/doctestTargets.cmake"
+  du -sh "$deps"
+  echo "bundled into $deps (untracked: it travels with the working tree; delete it when done)"
+  exit 0
+fi
+
+build="${HYENA_GPU_BUILD_DIR:-$root/build-gpu}"
+logs="${OUT:-$build/logs}"
+mkdir -p "$logs"
+nvcc_bin=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+prefix_args=()
+[[ -d "$deps/usr" ]] && prefix_args=(-DCMAKE_PREFIX_PATH="$deps/usr")
+
+{
+  echo "== machine"
+  nvidia-smi 2>&1 | head -15
+  "$nvcc_bin" --version 2>&1 | tail -2
+  cmake --version | head -1
+} >"$logs/machine.txt" 2>&1
+cat "$logs/machine.txt"
+
+echo "== configure"
+if ! cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHYENA_WITH_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc_bin" \
+    -DHYENA_BUILD_EXAMPLES=OFF -DHYENA_BUILD_BENCHMARKS=OFF "${prefix_args[@]}" >"$logs/configure.txt" 2>&1; then
+  tail -40 "$logs/configure.txt"
+  echo "configure failed (missing Eigen/xsimd/doctest? run 'scripts/gpu-check.sh bundle' where they are installed)"
+  exit 1
+fi
+
+echo "== build test_cuda_ops"
+start=$(date +%s)
+if ! cmake --build "$build" --target test_cuda_ops -j"$(nproc)" >"$logs/build.txt" 2>&1; then
+  tail -60 "$logs/build.txt"
+  echo "build failed"
+  exit 1
+fi
+echo "built in $(( $(date +%s) - start )) s"
+
+status=0
+echo "== run"
+if "$build/tests/cuda/test_cuda_ops" >"$logs/test.txt" 2>&1; then
+  tail -5 "$logs/test.txt"
+else
+  status=1
+  tail -120 "$logs/test.txt"
+  echo "test_cuda_ops FAILED"
+fi
+
+echo "== compute-sanitizer memcheck"
+san=$(command -v compute-sanitizer || true)
+for c in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
+  [[ -z "$san" && -x "$c" ]] && san="$c"
+done
+if [[ -z "$san" ]]; then
+  echo "compute-sanitizer not found: memcheck skipped" | tee "$logs/memcheck.txt"
+else
+  if "$san" --tool memcheck --error-exitcode 3 "$build/tests/cuda/test_cuda_ops" >"$logs/memcheck.txt" 2>&1; then
+    tail -5 "$logs/memcheck.txt"
+  else
+    status=1
+    tail -80 "$logs/memcheck.txt"
+    echo "memcheck reported errors (or the tests failed under it)"
+  fi
+fi
+echo "logs in $logs"
+exit $status
