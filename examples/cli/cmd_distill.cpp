@@ -15,13 +15,11 @@ struct distill_args {
 };
 
 void run_distill(const distill_args& a) {
-  const std::string arch = checkpoint_arch(a.teacher);
   auto ctx = make_context(a.threads);
-  with_arch(arch, [&](auto tag) {
-    using Teacher = typename decltype(tag)::type;
+  with_any_model(a.teacher, [&](auto& teacher, const std::string& arch) {
+    using Teacher = std::decay_t<decltype(teacher)>;
     if constexpr (std::is_same_v<Teacher, gpt_neox> || std::is_same_v<Teacher, llama>) {
       using Student = models::hyena_student<Teacher>;
-      auto teacher = load_model<Teacher>(a.teacher);
       auto train_file = open_tokens(a.train, teacher.config().vocab);
       io::token_file valid_file;
       if (!a.valid.empty()) valid_file = open_tokens(a.valid, teacher.config().vocab);
@@ -50,7 +48,7 @@ void run_distill(const distill_args& a) {
 void add_distill_command(CLI::App& app) {
   auto a = std::make_shared<distill_args>();
   auto* c = app.add_subcommand("distill", "distill a teacher checkpoint into a Hyena student (layer-wise transfer, then end-to-end KD)");
-  c->add_option("--teacher", a->teacher, "teacher checkpoint (model.safetensors written by `hyena train`)")->required()->check(CLI::ExistingFile);
+  c->add_option("--teacher", a->teacher, "teacher: our checkpoint, a Hugging Face folder or a llama2.c .bin")->required()->check(CLI::ExistingPath);
   c->add_option("--train", a->train, "training token file")->required()->check(CLI::ExistingFile);
   c->add_option("--valid", a->valid, "validation token file")->check(CLI::ExistingFile);
   c->add_option("--out", a->out, "output folder (model.safetensors, metrics.jsonl)")->required();

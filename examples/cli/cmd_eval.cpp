@@ -24,14 +24,10 @@ struct eval_cli_options {
 };
 
 void run_eval(const eval_cli_options& o) {
-  HYENA_CHECK(std::filesystem::is_regular_file(o.model), "eval: model file ", o.model, " not found");
   HYENA_CHECK(std::filesystem::is_regular_file(o.data), "eval: data file ", o.data, " not found");
   HYENA_CHECK(o.batch > 0 && o.seq >= 0 && o.max_tokens >= 0 && o.words >= 0,
               "eval: --batch must be positive and --seq, --max-tokens, --words >= 0");
-  const std::string arch = checkpoint_arch(o.model);
-  with_arch(arch, [&](auto tag) {
-    using Model = typename decltype(tag)::type;
-    auto model = load_model<Model>(o.model);
+  with_any_model(o.model, [&](auto& model, const std::string& arch) {
     const auto& cfg = model.config();
     io::token_file data(o.data);
     HYENA_CHECK(data.vocab() <= cfg.vocab, "eval: ", o.data, " has vocab ", data.vocab(), ", more than the model's ",
@@ -66,7 +62,7 @@ void run_eval(const eval_cli_options& o) {
 void add_eval_command(CLI::App& app) {
   auto o = std::make_shared<eval_cli_options>();
   auto* sub = app.add_subcommand("eval", "Loss, perplexity and bits per byte of a checkpoint on a token file");
-  sub->add_option("--model", o->model, "model checkpoint (model.safetensors of a run)")->required();
+  sub->add_option("--model", o->model, "model: our checkpoint, a Hugging Face folder or a llama2.c .bin")->required();
   sub->add_option("--data", o->data, "token file to score")->required();
   sub->add_option("--batch", o->batch, "windows per batch")->capture_default_str();
   sub->add_option("--seq", o->seq, "window length (0: the model's max_seq)")->capture_default_str();

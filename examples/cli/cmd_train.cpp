@@ -20,7 +20,7 @@ namespace hyena::cli {
 namespace {
 
 struct train_cli_options {
-  std::string arch, preset, config, train_path, valid_path, out;
+  std::string arch, preset, config, train_path, valid_path, out, teacher;
   index_t steps = 0, batch = 8, seq = 0, warmup = 10, grad_accum = 1;
   double lr = 1e-3, min_lr = 1e-4, clip = 1.0, weight_decay = 0.1;
   std::uint64_t seed = 0;
@@ -54,8 +54,10 @@ io::token_file open_tokens(const std::string& path, const char* what, index_t mo
   return f;
 }
 
+// Trains a fresh model of `cfg`, or continues from `start`'s weights when given.
 template <class Model>
-void train_model(const train_cli_options& o, const io::token_file& train_tokens, models::model_config cfg) {
+void train_model(const train_cli_options& o, const std::string& arch, const io::token_file& train_tokens,
+                 models::model_config cfg, Model* start = nullptr) {
   const index_t seq = o.seq > 0 ? o.seq : cfg.max_seq;
   HYENA_CHECK(seq <= cfg.max_seq, "train: --seq ", seq, " exceeds the model's max_seq ", cfg.max_seq);
   HYENA_CHECK(train_tokens.size() > seq, "train: ", train_tokens.path(), " has ", train_tokens.size(),
@@ -67,7 +69,11 @@ void train_model(const train_cli_options& o, const io::token_file& train_tokens,
   Model model(cfg);
   rng r(o.seed);
   model.init(r);
-  std::printf("%s: %lld parameters (hidden %lld, layers %lld, max_seq %lld, vocab %lld)\n", o.arch.c_str(),
+  if (start) {  // same type and config, so the arenas have the same layout
+    auto from = start->parameter_arena().flat();
+    std::copy(from.data, from.data + from.numel(), model.parameter_arena().flat().data);
+  }
+  std::printf("%s: %lld parameters (hidden %lld, layers %lld, max_seq %lld, vocab %lld)\n", arch.c_str(),
               (long long)model.parameter_count(), (long long)cfg.hidden, (long long)cfg.layers,
               (long long)cfg.max_seq, (long long)cfg.vocab);
 
@@ -107,7 +113,7 @@ void train_model(const train_cli_options& o, const io::token_file& train_tokens,
     res.final_eval = train::evaluate(model, ctx, valid.tokens(), t.eval);
 
   const std::string model_path = o.out + "/model.safetensors";
-  train::save_checkpoint(model_path, model, nullptr, {{"train.step", std::to_string(res.steps_done)}}, o.arch);
+  train::save_checkpoint(model_path, model, nullptr, {{"train.step", std::to_string(res.steps_done)}}, arch);
   if (!res.history.empty())
     std::printf("step %lld: train loss %.4f (%.2f s, %lld tokens)\n", (long long)res.steps_done,
                 res.history.back().loss, res.seconds, (long long)(res.history.size() * t.tokens_per_step()));
@@ -123,13 +129,22 @@ void train_model(const train_cli_options& o, const io::token_file& train_tokens,
 void run_train(const train_cli_options& o) {
   HYENA_CHECK(o.steps > 0 && o.batch > 0 && o.grad_accum > 0 && o.seq >= 0,
               "train: --steps, --batch and --grad-accum must be positive and --seq >= 0");
+  HYENA_CHECK(o.arch.empty() != o.teacher.empty(), "train: give exactly one of --arch (a new model) and --teacher");
+  HYENA_CHECK(std::filesystem::is_regular_file(o.train_path), "train: --train file ", o.train_path, " not found");
+  if (!o.teacher.empty()) {  // continue training a model we can load (HF folder, llama2.c, ours)
+    with_any_model(o.teacher, [&](auto& start, const std::string& arch) {
+      using Model = std::decay_t<decltype(start)>;
+      auto train_tokens = open_tokens(o.train_path, "--train", start.config().vocab);
+      train_model<Model>(o, arch, train_tokens, start.config(), &start);
+    });
+    return;
+  }
   with_arch(o.arch, [&](auto tag) {
     using Model = typename decltype(tag)::type;
-    HYENA_CHECK(std::filesystem::is_regular_file(o.train_path), "train: --train file ", o.train_path, " not found");
     io::token_file probe(o.train_path, false);
     auto cfg = model_shape(o, probe.vocab());
     auto train_tokens = open_tokens(o.train_path, "--train", cfg.vocab);
-    train_model<Model>(o, train_tokens, cfg);
+    train_model<Model>(o, o.arch, train_tokens, cfg);
   });
 }
 
@@ -138,7 +153,9 @@ void run_train(const train_cli_options& o) {
 void add_train_command(CLI::App& app) {
   auto o = std::make_shared<train_cli_options>();
   auto* sub = app.add_subcommand("train", "Train a model from scratch on a token file (resumes when re-run)");
-  sub->add_option("--arch", o->arch, "gpt_neox, llama, hyena_gpt_neox or hyena_llama")->required();
+  sub->add_option("--arch", o->arch, "gpt_neox, llama, hyena_gpt_neox or hyena_llama (or --teacher)");
+  sub->add_option("--teacher", o->teacher,
+                  "continue training this model instead (a Hugging Face folder, a llama2.c .bin or our checkpoint)");
   sub->add_option("--preset", o->preset, "model shape: tiny, small or pythia-70m");
   sub->add_option("--config", o->config, "model shape as JSON (inline or a file); vocab defaults to the data's");
   sub->add_option("--train", o->train_path, "training token file")->required();

@@ -100,4 +100,33 @@ M load_model(const std::string& path) {
   return m;
 }
 
+// Loads a model from any format we read and calls fn(model, arch):
+//   a Hugging Face folder (config.json + model.safetensors[.index.json]): GPT-NeoX or Llama;
+//   a llama2.c checkpoint (*.bin): Llama;
+//   our own checkpoint (*.safetensors with hyena.arch metadata): any architecture.
+template <class Fn>
+void with_any_model(const std::string& path, Fn&& fn) {
+  namespace fs = std::filesystem;
+  if (fs::is_directory(path)) {
+    const auto info = io::hf_model_config(path);
+    if (info.arch == "gpt_neox") {
+      auto m = io::load_hf<gpt_neox>(path);
+      return fn(m, info.arch);
+    }
+    auto m = io::load_hf<llama>(path);
+    return fn(m, info.arch);
+  }
+  HYENA_CHECK(fs::is_regular_file(path), "model ", path, " not found (expected a checkpoint file, a Hugging Face "
+              "folder or a llama2.c .bin)");
+  if (fs::path(path).extension() == ".bin") {
+    auto m = io::load_llama2c<B, float>(path);
+    return fn(m, std::string("llama"));
+  }
+  const std::string arch = checkpoint_arch(path);
+  with_arch(arch, [&](auto tag) {
+    auto m = load_model<typename decltype(tag)::type>(path);
+    fn(m, arch);
+  });
+}
+
 }  // namespace hyena::cli

@@ -79,4 +79,31 @@ expect_error "unknown preset" train --arch gpt_neox --preset huge --train train.
 expect_error "seq > max_seq" train --arch gpt_neox --preset tiny --train train.tok --out bad --steps 1 --seq 65
 expect_error "truncated checkpoint" eval --model truncated.safetensors --data valid.tok
 expect_error "bad top-p" generate --model run/model.safetensors --prompt x --top-p 0
+expect_error "no model kind" eval --model missing_folder/ --data valid.tok
+expect_error "both --arch and --teacher" train --arch gpt_neox --teacher run/model.safetensors --train train.tok --out bad --steps 1
+
+# Models in other formats plug into the same commands: the real llama2.c stories260K teacher.
+stories="${HYENA_DATA_DIR:-}/stories260k"
+if [[ -f "$stories/stories260K.bin" ]]; then
+  "$hyena" generate --model "$stories/stories260K.bin" --tokenizer "$stories/tok512.bin" --prompt "Once upon a time" \
+    --temperature 0 --tokens 40 --threads 1 > story.txt 2> /dev/null || fail "generate from a llama2.c checkpoint"
+  grep -q "^Once upon a time" story.txt || fail "llama2.c story: $(cat story.txt)"
+  [[ $(wc -c < story.txt) -gt 60 ]] || fail "llama2.c story too short"
+  head -c 6000 "$stories/greedy_t0_reference.txt" > stories.txt
+  for i in 1 2 3 4 5 6 7 8; do cat "$stories/greedy_t0_reference.txt" >> stories.txt; done
+  "$hyena" prepare --input stories.txt --output stories.tok --tokenizer "$stories/tok512.bin" > /dev/null \
+    || fail "prepare with the llama2.c tokenizer"
+  "$hyena" eval --model "$stories/stories260K.bin" --data stories.tok --seq 64 --json --threads 1 > teacher_eval.json \
+    || fail "eval of a llama2.c checkpoint"
+  grep -q '"arch":"llama"' teacher_eval.json || fail "llama2.c eval: $(cat teacher_eval.json)"
+  "$hyena" distill --teacher "$stories/stories260K.bin" --train stories.tok --out distilled --batch 2 --seq 32 \
+    --stage1-tokens-per-layer 128 --stage2-tokens 256 --threads 1 > distill.out 2> /dev/null \
+    || fail "distill from a llama2.c teacher"
+  [[ -s distilled/model.safetensors ]] || fail "distilled/model.safetensors missing"
+  "$hyena" eval --model distilled/model.safetensors --data stories.tok --seq 32 --json --threads 1 \
+    | grep -q '"arch":"hyena_llama"' || fail "eval of the distilled llama student"
+  echo "ok: llama2.c teacher -> generate, prepare, eval, distill"
+elif [[ "${HYENA_REQUIRE_DATA:-0}" == 1 ]]; then
+  fail "HYENA_REQUIRE_DATA=1 but $stories/stories260K.bin is missing"
+fi
 echo "smoke test passed"
