@@ -35,6 +35,20 @@ struct model_config {
 
   index_t head_dim() const { return hidden / heads; }
 
+  // The sizes every architecture shares; the rest keeps its defaults.
+  static model_config sized(index_t vocab, index_t hidden, index_t layers, index_t heads, index_t kv_heads,
+                            index_t intermediate, index_t max_seq) {
+    model_config c;
+    c.vocab = vocab;
+    c.hidden = hidden;
+    c.layers = layers;
+    c.heads = heads;
+    c.kv_heads = kv_heads;
+    c.intermediate = intermediate;
+    c.max_seq = max_seq;
+    return c;
+  }
+
   void validate() const {
     HYENA_CHECK(vocab > 0 && hidden > 0 && layers > 0 && heads > 0 && intermediate > 0 && max_seq > 0,
                 "model_config: vocab, hidden, layers, heads, intermediate and max_seq must be positive");

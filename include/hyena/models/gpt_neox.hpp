@@ -18,14 +18,7 @@ using gpt_neox = causal_lm<gpt_neox_block<B, T>>;
 // parallel residual, biases everywhere, untied embeddings).
 inline model_config gpt_neox_config(index_t vocab, index_t hidden, index_t layers, index_t heads,
                                     index_t intermediate, index_t max_seq) {
-  model_config c;
-  c.vocab = vocab;
-  c.hidden = hidden;
-  c.layers = layers;
-  c.heads = heads;
-  c.kv_heads = heads;
-  c.intermediate = intermediate;
-  c.max_seq = max_seq;
+  auto c = model_config::sized(vocab, hidden, layers, heads, heads, intermediate, max_seq);
   c.rotary_pct = 0.25;
   c.rotary_base = 10000;
   c.norm_eps = 1e-5;

@@ -16,14 +16,7 @@ using llama = causal_lm<llama_block<B, T>>;
 
 inline model_config llama_config(index_t vocab, index_t hidden, index_t layers, index_t heads, index_t kv_heads,
                                  index_t intermediate, index_t max_seq) {
-  model_config c;
-  c.vocab = vocab;
-  c.hidden = hidden;
-  c.layers = layers;
-  c.heads = heads;
-  c.kv_heads = kv_heads;
-  c.intermediate = intermediate;
-  c.max_seq = max_seq;
+  auto c = model_config::sized(vocab, hidden, layers, heads, kv_heads, intermediate, max_seq);
   c.rotary_pct = 1.0;
   c.rotary_base = 10000;
   c.norm_eps = 1e-5;
