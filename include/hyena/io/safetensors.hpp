@@ -217,6 +217,7 @@ class safetensors_file {
   }
   template <class T>
   void convert(const std::string& name, dtype type, const std::byte* src, T* dst, index_t n) const {
+    if (n == 0) return;  // an empty tensor: its pointers may be null, and memcpy must not see them
     auto same = [](auto v) { return v; };
     switch (type) {
       case dtype::F32:
