@@ -1,4 +1,6 @@
-// The attention op group on raw buffers: strided rotary and the causal softmax.
+// The attention op group on raw buffers: strided rotary, the causal softmax and the fused
+// causal attention core (cpu blocked against the cpu_ref loops, and against the composition
+// of gemm + causal softmax).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -155,4 +157,83 @@ TEST_CASE("causal softmax: backward matches central differences (double)") {
     INFO("index ", i);
     CHECK(close(ds[i], (up - down) / (2 * eps), 1e-6, 1e-9));
   }
+}
+
+namespace {
+
+struct attention_case {
+  index_t batch, seq, heads, kv_heads, head_dim, row_pad;
+};
+
+// Runs forward and backward of the fused core on cpu_ref and cpu, outputs poisoned first.
+template <class T>
+void check_fused_attention(const attention_case& a, double rtol) {
+  const index_t D = a.head_dim, Q = (a.heads + 2 * a.kv_heads) * D + a.row_pad, O = a.heads * D + a.row_pad;
+  const index_t rows = a.batch * a.seq;
+  const T scale = T(1.0 / std::sqrt(double(D)));
+  auto qkv = randn<T>(rows * Q, a.seq * 31 + a.heads);
+  auto dout = randn<T>(rows * O, a.seq * 37 + 1);
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  std::vector<T> out_ref(rows * O, nan), out_fast(rows * O, nan), lse_ref(a.batch * a.heads * a.seq, nan),
+      lse_fast(a.batch * a.heads * a.seq, nan), d_ref(rows * Q, nan), d_fast(rows * Q, nan);
+  backend::host_context ref_ctx(1), ctx(2);
+  backend::cpu_ref::causal_attention_forward(ref_ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
+                                             out_ref.data(), O, lse_ref.data());
+  backend::cpu::causal_attention_forward(ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
+                                         out_fast.data(), O, lse_fast.data());
+  backend::cpu_ref::causal_attention_backward(ref_ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
+                                              out_ref.data(), dout.data(), O, lse_ref.data(), d_ref.data());
+  backend::cpu::causal_attention_backward(ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
+                                          out_fast.data(), dout.data(), O, lse_fast.data(), d_fast.data());
+  INFO("batch ", a.batch, " seq ", a.seq, " heads ", a.heads, "/", a.kv_heads, " head_dim ", D, " pad ", a.row_pad);
+  int bad_out = 0, bad_lse = 0, bad_grad = 0, touched_pad = 0;
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t i = 0; i < O; ++i) {
+      if (i >= a.heads * D) touched_pad += !std::isnan(out_fast[r * O + i]);
+      else bad_out += !close(out_fast[r * O + i], out_ref[r * O + i], rtol, rtol);
+    }
+  for (std::size_t i = 0; i < lse_ref.size(); ++i) bad_lse += !close(lse_fast[i], lse_ref[i], rtol, rtol);
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t i = 0; i < Q; ++i) {
+      if (i >= Q - a.row_pad) touched_pad += !std::isnan(d_fast[r * Q + i]);
+      else bad_grad += !close(d_fast[r * Q + i], d_ref[r * Q + i], rtol, 10 * rtol);
+    }
+  CHECK(bad_out == 0);
+  CHECK(bad_lse == 0);
+  CHECK(bad_grad == 0);
+  CHECK(touched_pad == 0);
+}
+
+}  // namespace
+
+TEST_CASE("fused causal attention: cpu matches cpu_ref, forward and backward, MHA and GQA, block edges") {
+  for (index_t seq : {1, 7, 63, 64, 65, 150})
+    check_fused_attention<float>({2, seq, 4, 4, 32, 0}, 2e-5);
+  check_fused_attention<float>({1, 130, 4, 2, 16, 5}, 2e-5);   // GQA, padded rows
+  check_fused_attention<float>({3, 70, 6, 1, 40, 3}, 2e-5);    // one kv head; head_dim over one panel
+  check_fused_attention<double>({2, 100, 2, 1, 24, 1}, 1e-11);
+}
+
+TEST_CASE("fused causal attention: equals scores -> causal softmax -> P v through the other ops") {
+  const index_t seq = 50, D = 16, Q = 3 * D;
+  const float scale = 0.25f;
+  auto qkv = randn<float>(seq * Q, 11);
+  std::vector<float> s(seq * seq), out(seq * D), want(seq * D), lse(seq);
+  backend::host_context ctx(1);
+  using R = backend::cpu_ref;
+  R::gemm(ctx, false, true, seq, seq, D, 1.0f, qkv.data(), Q, qkv.data() + D, Q, 0.0f, s.data(), seq);
+  R::causal_softmax_forward(ctx, 1, seq, scale, s.data(), s.data());
+  R::gemm(ctx, false, false, seq, D, seq, 1.0f, s.data(), seq, qkv.data() + 2 * D, Q, 0.0f, want.data(), D);
+  backend::cpu::causal_attention_forward(ctx, 1, seq, 1, 1, D, scale, qkv.data(), Q, out.data(), D, lse.data());
+  for (index_t i = 0; i < seq * D; ++i) CHECK(close(out[i], want[i], 1e-5, 1e-6));
+  CHECK(close(lse[0], scale * [&] { double d = 0; for (index_t i = 0; i < D; ++i) d += double(qkv[i]) * qkv[D + i]; return d; }(), 1e-5, 1e-6));
+}
+
+TEST_CASE("fused causal attention: bad sizes throw hyena::error") {
+  backend::host_context ctx(1);
+  std::vector<float> buf(4096);
+  CHECK_THROWS_AS(backend::cpu::causal_attention_forward(ctx, 1, 4, 3, 2, 8, 1.0f, buf.data(), 56, buf.data(), 24,
+                                                         buf.data()), hyena::error);
+  CHECK_THROWS_AS(backend::cpu::causal_attention_forward(ctx, 1, 4, 2, 2, 8, 1.0f, buf.data(), 40, buf.data(), 16,
+                                                         buf.data()), hyena::error);
 }

@@ -5,8 +5,9 @@
 //   q, k <- rotary(q, k)           first rot_dims dims of each head, in place in the qkv rows
 //   P_h = causal_softmax(q_h k_g^T / sqrt(head_dim)),  g = h / (heads / kv_heads)
 //   o_h = P_h v_g;   y = out(o)    o is (batch, seq, hidden), heads concatenated
-// The per-head products run as batched gemms straight on the fused qkv rows (leading
-// dimension qkv_dim), so q, k and v are never copied out.
+// The core (scores, softmax, P v) is one backend op working straight on the fused qkv rows,
+// so q, k and v are never copied out; it keeps only each softmax row's log-sum-exp, not the
+// (seq x seq) probabilities, and backward recomputes them (see cpu/fused_attention.hpp).
 #pragma once
 #include <cmath>
 
@@ -74,13 +75,13 @@ struct attention {
   struct cache {
     typename proj::cache qkv_proj, out_proj;  // views of their inputs
     tview qkv;    // (batch, seq, qkv_dim), q and k already rotated
-    tview probs;  // (batch, heads, seq, seq), zero above the diagonal
+    tview lse;    // (batch, heads, seq): log-sum-exp of each softmax row, to rebuild it in backward
     tview att;    // (batch, seq, hidden): heads concatenated, the input of "out"
     template <class W>
     void visit(W& w, const config& c, index_t batch, index_t seq) {
       c.validate();
       w("qkv", qkv, {batch, seq, c.qkv_dim()});
-      w("probs", probs, {batch, c.heads, seq, seq});
+      w("lse", lse, {batch, c.heads, seq});
       w("att", att, {batch, seq, c.hidden});
       auto wq = w.child("qkv_proj");
       qkv_proj.visit(wq, qkv_config(c), batch, seq);
@@ -111,19 +112,8 @@ struct attention {
     proj::forward(ctx, qkv_config(c), p.qkv, k.qkv_proj, x, qkv);
     rope::apply(ctx, rope_config(c), batch, seq, Q, qkv.data);
 
-    const T* qp = qkv.data;
-    T* pp = k.probs.data;
-    for_head_batches(c, batch, true, [&](const head_batch& hb) {  // scores = q k^T
-      B::gemm_batched(ctx, false, true, L, L, D, T(1), qp + q_off(c, L, hb), Q, hb.h_step * D,
-                      qp + k_off(c, L, hb), Q, hb.kv_step * D, T(0), pp + p_off(c, L, hb), L,
-                      hb.h_step * L * L, hb.count);
-    });
-    B::causal_softmax_forward(ctx, batch * c.heads, L, scale, pp, pp);
-    for_head_batches(c, batch, true, [&](const head_batch& hb) {  // o = P v
-      B::gemm_batched(ctx, false, false, L, D, L, T(1), pp + p_off(c, L, hb), L, hb.h_step * L * L,
-                      qp + v_off(c, L, hb), Q, hb.kv_step * D, T(0), att.data + o_off(c, L, hb), c.hidden,
-                      hb.h_step * D, hb.count);
-    });
+    B::causal_attention_forward(ctx, batch, L, c.heads, c.kv_heads, D, scale, qkv.data, Q, att.data, c.hidden,
+                                k.lse.data);
     proj::forward(ctx, out_config(c), p.out, k.out_proj, att, y);
   }
 
@@ -138,82 +128,20 @@ struct attention {
     const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
 
     // Scratch that backward alone needs lives in the context, not in every layer's cache.
-    index_t n_qkv = batch * seq * Q, n_att = batch * seq * c.hidden;
-    T* ws = scratch(ctx, n_qkv + n_att + batch * c.heads * L * L);
-    tview dqkv(ws, {batch, seq, Q}), datt(ws + n_qkv, {batch, seq, c.hidden});
-    T* dp = ws + n_qkv + n_att;
-    const T* qp = k.qkv.data;
-    const T* pp = k.probs.data;
-
+    T* ws = scratch(ctx, batch * seq * (Q + c.hidden));
+    tview dqkv(ws, {batch, seq, Q}), datt(ws + batch * seq * Q, {batch, seq, c.hidden});
     proj::backward(ctx, out_config(c), p.out, k.out_proj, dy, datt, g.out);
-    for_head_batches(c, batch, true, [&](const head_batch& hb) {  // dP = dO v^T
-      B::gemm_batched(ctx, false, true, L, L, D, T(1), datt.data + o_off(c, L, hb), c.hidden, hb.h_step * D,
-                      qp + v_off(c, L, hb), Q, hb.kv_step * D, T(0), dp + p_off(c, L, hb), L,
-                      hb.h_step * L * L, hb.count);
-    });
-    for_head_batches(c, batch, false, [&](const head_batch& hb) {  // dv = sum over the group of P^T dO
-      B::gemm_batched(ctx, true, false, L, D, L, T(1), pp + p_off(c, L, hb), L, hb.h_step * L * L,
-                      datt.data + o_off(c, L, hb), c.hidden, hb.h_step * D, hb.first ? T(0) : T(1),
-                      dqkv.data + v_off(c, L, hb), Q, hb.kv_step * D, hb.count);
-    });
-    B::causal_softmax_backward(ctx, batch * c.heads, L, scale, pp, dp, dp);  // dP -> dS in place
-    for_head_batches(c, batch, true, [&](const head_batch& hb) {  // dq = dS k
-      B::gemm_batched(ctx, false, false, L, D, L, T(1), dp + p_off(c, L, hb), L, hb.h_step * L * L,
-                      qp + k_off(c, L, hb), Q, hb.kv_step * D, T(0), dqkv.data + q_off(c, L, hb), Q,
-                      hb.h_step * D, hb.count);
-    });
-    for_head_batches(c, batch, false, [&](const head_batch& hb) {  // dk = sum over the group of dS^T q
-      B::gemm_batched(ctx, true, false, L, D, L, T(1), dp + p_off(c, L, hb), L, hb.h_step * L * L,
-                      qp + q_off(c, L, hb), Q, hb.h_step * D, hb.first ? T(0) : T(1),
-                      dqkv.data + k_off(c, L, hb), Q, hb.kv_step * D, hb.count);
-    });
+    B::causal_attention_backward(ctx, batch, L, c.heads, c.kv_heads, D, scale, k.qkv.data, Q, k.att.data,
+                                 datt.data, c.hidden, k.lse.data, dqkv.data);
     rope::apply_backward(ctx, rope_config(c), batch, seq, Q, dqkv.data);
     proj::backward(ctx, qkv_config(c), p.qkv, k.qkv_proj, dqkv, dx, g.qkv);
   }
 
  private:
-  // One gemm_batched call covers `count` heads of batch entry b: query heads h0, h0 + h_step, ...
-  // with kv heads kv0, kv0 + kv_step, ... (kv_step 0 shares one kv head across its group).
-  struct head_batch {
-    index_t b, h0, kv0, count, h_step, kv_step;
-    bool first;  // first call writing these kv heads (beta = 0), later ones accumulate
-  };
-
-  // Stripe form: call j pairs query heads j, j+g, j+2g, ... with kv heads 0, 1, 2, ...; no two
-  // products of a call write the same kv head, so dk/dv can accumulate over j. Shared form
-  // (allowed when nothing is accumulated into kv heads): one call per kv head over its g query
-  // heads; used when groups are wider than the number of kv heads, giving larger batches.
-  template <class Fn>
-  static void for_head_batches(const config& c, index_t batch, bool allow_shared, Fn&& fn) {
-    const index_t g = c.group();
-    for (index_t b = 0; b < batch; ++b) {
-      if (allow_shared && g > c.kv_heads) {
-        for (index_t kh = 0; kh < c.kv_heads; ++kh) fn(head_batch{b, kh * g, kh, g, 1, 0, true});
-      } else {
-        for (index_t j = 0; j < g; ++j) fn(head_batch{b, j, 0, c.kv_heads, g, 1, j == 0});
-      }
-    }
-  }
-
-  // Element offsets of a head's first row: q, k, v inside qkv rows, probs, the attention output.
-  static index_t q_off(const config& c, index_t L, const head_batch& hb) {
-    return hb.b * L * c.qkv_dim() + hb.h0 * c.head_dim();
-  }
-  static index_t k_off(const config& c, index_t L, const head_batch& hb) {
-    return hb.b * L * c.qkv_dim() + (c.heads + hb.kv0) * c.head_dim();
-  }
-  static index_t v_off(const config& c, index_t L, const head_batch& hb) {
-    return hb.b * L * c.qkv_dim() + (c.heads + c.kv_heads + hb.kv0) * c.head_dim();
-  }
-  static index_t p_off(const config& c, index_t L, const head_batch& hb) { return (hb.b * c.heads + hb.h0) * L * L; }
-  static index_t o_off(const config& c, index_t L, const head_batch& hb) {
-    return hb.b * L * c.hidden + hb.h0 * c.head_dim();
-  }
-
   // The cache may be bound for more than (batch, seq) (inference reuses it as scratch).
   static void check_cache(const config& c, const cache& k, index_t batch, index_t seq) {
     HYENA_CHECK(k.qkv.numel() >= batch * seq * c.qkv_dim() && k.att.numel() >= batch * seq * c.hidden &&
-                    k.probs.numel() >= batch * c.heads * seq * seq,
+                    k.lse.numel() >= batch * c.heads * seq,
                 "attention: cache too small for batch ", batch, ", seq ", seq, " (bind it with at least these)");
   }
 

@@ -83,8 +83,6 @@ struct hyena_operator {
     tview h;            // ((N-1) D, seq)
     tview w, v;         // (N-1, batch, seq, D): w_i = x_i * v_{i+1} and v_i (index i-1)
     tview gated;        // (batch, seq, D): x_0 * v_1, the out_proj input
-    // backward scratch
-    tview d_blocks, d_mixed, d_v, d_w, d_gated, d_h;
     template <class W>
     void visit(W&& wk, const config& c, index_t batch, index_t seq) {
       const index_t N = c.order, D = c.hidden;
@@ -96,12 +94,6 @@ struct hyena_operator {
       wk("w", w, {N - 1, batch, seq, D});
       wk("v", v, {N - 1, batch, seq, D});
       wk("gated", gated, {batch, seq, D});
-      wk("d_blocks", d_blocks, {N + 1, batch, seq, D});
-      wk("d_mixed", d_mixed, {batch, seq, (N + 1) * D});
-      wk("d_v", d_v, {batch, seq, D});
-      wk("d_w", d_w, {batch, seq, D});
-      wk("d_gated", d_gated, {batch, seq, D});
-      wk("d_h", d_h, {(N - 1) * D, seq});
     }
   };
 
@@ -164,10 +156,14 @@ struct hyena_operator {
     const shape wide{batch, seq, (N + 1) * D};
     tview blocks = leading(k.blocks, {N + 1, batch, seq, D}, "hyena"), h = leading(k.h, {(N - 1) * D, seq}, "hyena");
     tview w = leading(k.w, {N - 1, batch, seq, D}, "hyena"), v = leading(k.v, {N - 1, batch, seq, D}, "hyena");
-    tview d_blocks = leading(k.d_blocks, {N + 1, batch, seq, D}, "hyena");
-    tview d_mixed = leading(k.d_mixed, wide, "hyena"), d_h = leading(k.d_h, {(N - 1) * D, seq}, "hyena");
-    tview d_v = leading(k.d_v, {batch, seq, D}, "hyena"), d_w = leading(k.d_w, {batch, seq, D}, "hyena");
-    tview d_gated = leading(k.d_gated, {batch, seq, D}, "hyena");
+    // Scratch that backward alone needs lives in the context, shared by every layer, not in
+    // each layer's cache: (N+1) n for d_blocks and again for d_mixed, n each for d_v, d_w
+    // and d_gated, and the filter gradient.
+    T* ws = scratch(ctx, (2 * (N + 1) + 3) * n + (N - 1) * D * seq);
+    tview d_blocks(ws, {N + 1, batch, seq, D}), d_mixed(ws + (N + 1) * n, wide);
+    tview d_v(ws + 2 * (N + 1) * n, {batch, seq, D}), d_w(ws + (2 * (N + 1) + 1) * n, {batch, seq, D});
+    tview d_gated(ws + (2 * (N + 1) + 2) * n, {batch, seq, D});
+    tview d_h(ws + (2 * (N + 1) + 3) * n, {(N - 1) * D, seq});
     auto block = [&](const tview& t, index_t j) { return t.data + j * n; };
 
     // y = out_proj(x_0 * v_1)
@@ -195,6 +191,16 @@ struct hyena_operator {
     tview d_proj(d_blocks.data, wide);
     conv::backward(ctx, c.short_conv(), p.short_filter, k.short_filter, d_mixed, d_proj, g.short_filter);
     lin::backward(ctx, c.in_proj(), p.in_proj, k.in_proj, d_proj, du, g.in_proj);
+  }
+
+ private:
+  struct workspace {
+    tensor<T, typename B::memory> buf;
+  };
+  static T* scratch(context& ctx, index_t n) {
+    auto& ws = ctx.template state<workspace>();
+    if (ws.buf.numel() < n) ws.buf = tensor<T, typename B::memory>(shape{n});
+    return ws.buf.data();
   }
 };
 

@@ -8,6 +8,7 @@
 #include "elementwise.hpp"
 #include "embedding.hpp"
 #include "filter.hpp"
+#include "fused_attention.hpp"
 #include "gemm.hpp"
 #include "loss.hpp"
 #include "norm.hpp"
@@ -18,10 +19,10 @@ struct cpu : cpu_gemm_ops<
                  cpu_elementwise_ops<
                      cpu_norm_ops<
                          cpu_embedding_ops<
-                             cpu_attention_ops<
+                             cpu_fused_attention_ops<cpu_attention_ops<
                                  cpu_conv_ops<
                                      cpu_filter_ops<
-                                         cpu_loss_ops<cpu_ref>>>>>>>> {
+                                         cpu_loss_ops<cpu_ref>>>>>>>>> {
   using context = host_context;
   using memory = host_memory;
   static constexpr const char* name = "cpu";

@@ -1,62 +1,121 @@
-// cpu/gemm.hpp: matrix products through Eigen (packed, blocked, vectorized, threaded).
+// cpu/gemm.hpp: matrix products on the host: gemm_kernel.hpp's blocked kernel, threaded.
+//
+// One product splits its rows across the context's threads (B is packed once, together);
+// a batch of products (attention heads) runs one product per thread instead, which is the
+// better level for many small ones. Packing buffers live in the context: no allocation
+// per call once they have grown.
 #pragma once
-#include <Eigen/Core>
+#include <algorithm>
+#include <vector>
 
 #include "../context.hpp"
+#include "../triangle.hpp"
+#include "gemm_kernel.hpp"
 
 namespace hyena::backend {
 
+// Per-thread packing buffers (B panels, one block of A), grown on demand.
+template <class T>
+struct gemm_scratch {
+  struct buffers {
+    gemm_detail::aligned_vector<T> packed, apack;
+    void reserve(index_t packed_size) {
+      if (static_cast<index_t>(packed.size()) < packed_size) packed.resize(packed_size);
+      const index_t e = gemm_detail::tile<T>::mc * gemm_detail::tile<T>::kc;
+      if (static_cast<index_t>(apack.size()) < e) apack.resize(e);
+    }
+  };
+  std::vector<buffers> threads;
+  buffers& at(int t, int count) {
+    if (static_cast<int>(threads.size()) < count) threads.resize(count);
+    return threads[t];
+  }
+};
+
 template <class Base>
 struct cpu_gemm_ops : Base {
+  // C = alpha * op(A) * op(B) + beta * C, row-major, as cpu_ref's gemm (beta == 0 never reads C).
+  // Not to be called from inside an OpenMP parallel region (use gemm_batched).
   template <class T>
-  using matrix_map = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
-                                Eigen::OuterStride<>>;
-  template <class T>
-  using const_matrix_map = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
-                                      0, Eigen::OuterStride<>>;
-
-  template <class T>
-  static void gemm(host_context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
-                   T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
-                   index_t ldc) {
-    use_context_threads(ctx);
-    matrix_map<T> C(c, m, n, Eigen::OuterStride<>(ldc));
-    if (k == 0) {
-      if (beta == T(0)) C.setZero(); else C *= beta;
+  static void gemm(host_context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
+                   const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                   triangle tri = triangle::none) {
+    if (m <= 0 || n <= 0) return;
+    using namespace gemm_detail;
+    const auto A = operand<T>::of(a, lda, trans_a);
+    const auto B = operand<T>::of(b, ldb, trans_b);
+    const index_t panels = (n + tile<T>::nr - 1) / tile<T>::nr, row_blocks = (m + tile<T>::mr - 1) / tile<T>::mr;
+    // Wake other threads only for products worth a few microseconds each.
+    const double flops = 2.0 * double(m) * double(n) * double(std::max<index_t>(k, 1));
+    const int threads = static_cast<int>(std::min<double>({double(ctx.threads()), double(row_blocks), flops / 4e5}));
+    auto& scratch = ctx.state<gemm_scratch<T>>();
+    if (threads <= 1) {
+      auto& buf = scratch.at(0, 1);
+      buf.reserve(packed_size<T>(k, n));
+      pack_b(B, k, n, 0, panels, buf.packed.data());
+      multiply_rows(tri, 0, m, n, k, alpha, A, buf.packed.data(), k, beta, c, ldc, buf.apack.data());
       return;
     }
-    // A stored as (m x k) or, transposed, as (k x m); likewise B.
-    const_matrix_map<T> A(a, trans_a ? k : m, trans_a ? m : k, Eigen::OuterStride<>(lda));
-    const_matrix_map<T> B(b, trans_b ? n : k, trans_b ? k : n, Eigen::OuterStride<>(ldb));
-    if (beta == T(0)) {
-      C.setZero();
-    } else if (beta != T(1)) {
-      C *= beta;
+    auto& shared = scratch.at(0, threads);
+    shared.reserve(packed_size<T>(k, n));
+    for (int t = 1; t < threads; ++t) scratch.at(t, threads).reserve(0);
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = thread_index(), nt = thread_count();
+      const index_t pchunk = (panels + nt - 1) / nt;
+      pack_b(B, k, n, std::min(panels, t * pchunk), std::min(panels, (t + 1) * pchunk), shared.packed.data());
+#pragma omp barrier
+      // Whole row blocks per thread; with a triangle, later rows carry more (c_lower, a_lower)
+      // or less (a_upper) work, so interleave blocks of rows instead of cutting in halves.
+      const index_t step = tri == triangle::none ? (row_blocks + nt - 1) / nt : 1;
+      for (index_t blk = index_t(t) * step; blk < row_blocks; blk += index_t(nt) * step) {
+        const index_t lo = blk * tile<T>::mr, hi = std::min(m, (blk + step) * tile<T>::mr);
+        multiply_rows(tri, lo, hi, n, k, alpha, A, shared.packed.data(), k, beta, c, ldc, scratch.threads[t].apack.data());
+      }
     }
-    if (!trans_a && !trans_b) C.noalias() += alpha * A * B;
-    else if (trans_a && !trans_b) C.noalias() += alpha * A.transpose() * B;
-    else if (!trans_a && trans_b) C.noalias() += alpha * A * B.transpose();
-    else C.noalias() += alpha * A.transpose() * B.transpose();
   }
 
-  // Eigen threads its products itself, from a process-wide setting: keep that setting at the
-  // context's thread count (outside parallel regions, where Eigen runs single-threaded anyway).
-  static void use_context_threads(host_context& ctx) {
+  // `batch` independent products, matrix i at a + i * stride_a (and so on; a stride of 0
+  // shares one matrix). Threads take whole products.
+  template <class T>
+  static void gemm_batched(host_context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
+                           const T* a, index_t lda, index_t stride_a, const T* b, index_t ldb, index_t stride_b,
+                           T beta, T* c, index_t ldc, index_t stride_c, index_t batch,
+                           triangle tri = triangle::none) {
+    if (batch == 1 || m <= 0 || n <= 0) {
+      for (index_t i = 0; i < batch; ++i)
+        gemm(ctx, trans_a, trans_b, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
+             c + i * stride_c, ldc, tri);
+      return;
+    }
+    using namespace gemm_detail;
+    const int threads = static_cast<int>(std::min<index_t>(ctx.threads(), batch));
+    auto& scratch = ctx.state<gemm_scratch<T>>();
+    for (int t = 0; t < threads; ++t) scratch.at(t, threads).reserve(packed_size<T>(k, n));
+    const index_t panels = (n + tile<T>::nr - 1) / tile<T>::nr;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (index_t i = 0; i < batch; ++i) {
+      auto& buf = scratch.threads[thread_index()];
+      pack_b(operand<T>::of(b + i * stride_b, ldb, trans_b), k, n, 0, panels, buf.packed.data());
+      multiply_rows(tri, 0, m, n, k, alpha, operand<T>::of(a + i * stride_a, lda, trans_a), buf.packed.data(), k,
+                    beta, c + i * stride_c, ldc, buf.apack.data());
+    }
+  }
+
+ private:
+  static int thread_index() {
 #ifdef _OPENMP
-    if (!omp_in_parallel() && Eigen::nbThreads() != ctx.threads()) Eigen::setNbThreads(ctx.threads());
+    return omp_get_thread_num();
+#else
+    return 0;
 #endif
   }
-
-  template <class T>
-  static void gemm_batched(host_context& ctx, bool trans_a, bool trans_b, index_t m, index_t n,
-                           index_t k, T alpha, const T* a, index_t lda, index_t stride_a,
-                           const T* b, index_t ldb, index_t stride_b, T beta, T* c, index_t ldc,
-                           index_t stride_c, index_t batch) {
-    // Threads over the batch; each product then runs on one thread.
-#pragma omp parallel for schedule(static) num_threads(ctx.threads()) if (batch > 1)
-    for (index_t i = 0; i < batch; ++i)
-      gemm(ctx, trans_a, trans_b, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb,
-           beta, c + i * stride_c, ldc);
+  static int thread_count() {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
   }
 };
 

@@ -1,10 +1,12 @@
-// cpu_ref/attention.hpp: rotary position embedding and the causal softmax as plain loops.
+// cpu_ref/attention.hpp: rotary position embedding, the causal softmax and the whole causal
+// attention core (scores, softmax, weighted values) as plain loops.
 //
 // Rotary follows GPT-NeoX / Hugging Face "rotate_half": within the first r = rot_dims
 // dims of a head, dim i pairs with dim i + r/2 and the pair turns by pos * base^(-2i/r).
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "../context.hpp"
 
@@ -96,6 +98,83 @@ struct ref_attention_ops {
       for (index_t j = 0; j <= i; ++j) ds[j] = static_cast<T>(scale * p[j] * (dp[j] - dot));
       for (index_t j = i + 1; j < seq; ++j) ds[j] = T(0);
     }
+  }
+
+  // The causal attention core on fused qkv rows (batch, seq, row): q heads at columns
+  // [0, heads*D), k heads at heads*D + g*D, v heads at (heads + kv_heads)*D + g*D. Query head h
+  // uses kv head g = h / (heads / kv_heads). For every (b, h, t):
+  //   s_j = scale * q_t . k_j (j <= t),  p = softmax(s),  out_t = sum_j p_j v_j,
+  //   lse[b, h, t] = log sum_j exp(s_j)  (what backward needs to rebuild p without storing it).
+  // out rows (batch, seq, out_row), head h at columns h*D.
+  template <class T>
+  static void causal_attention_forward(host_context&, index_t batch, index_t seq, index_t heads, index_t kv_heads,
+                                       index_t head_dim, T scale, const T* qkv, index_t qkv_row, T* out,
+                                       index_t out_row, T* lse) {
+    const index_t D = head_dim, group = heads / kv_heads;
+    std::vector<double> s(seq);
+    for (index_t b = 0; b < batch; ++b)
+      for (index_t h = 0; h < heads; ++h) {
+        const index_t kc = (heads + h / group) * D, vc = (heads + kv_heads + h / group) * D;
+        for (index_t t = 0; t < seq; ++t) {
+          const T* q = qkv + (b * seq + t) * qkv_row + h * D;
+          double mx = -INFINITY, sum = 0;
+          for (index_t j = 0; j <= t; ++j) {
+            const T* k = qkv + (b * seq + j) * qkv_row + kc;
+            double d = 0;
+            for (index_t i = 0; i < D; ++i) d += double(q[i]) * double(k[i]);
+            s[j] = double(scale) * d;
+            mx = std::max(mx, s[j]);
+          }
+          for (index_t j = 0; j <= t; ++j) sum += std::exp(s[j] - mx);
+          T* o = out + (b * seq + t) * out_row + h * D;
+          for (index_t i = 0; i < D; ++i) {
+            double acc = 0;
+            for (index_t j = 0; j <= t; ++j) acc += std::exp(s[j] - mx) / sum * double(qkv[(b * seq + j) * qkv_row + vc + i]);
+            o[i] = static_cast<T>(acc);
+          }
+          lse[(b * heads + h) * seq + t] = static_cast<T>(mx + std::log(sum));
+        }
+      }
+  }
+
+  // Its gradient: dqkv (same layout as qkv, every q, k and v column assigned) from dout,
+  // given the forward's qkv, out and lse.
+  template <class T>
+  static void causal_attention_backward(host_context&, index_t batch, index_t seq, index_t heads, index_t kv_heads,
+                                        index_t head_dim, T scale, const T* qkv, index_t qkv_row, const T* out,
+                                        const T* dout, index_t out_row, const T* lse, T* dqkv) {
+    const index_t D = head_dim, group = heads / kv_heads, width = (heads + 2 * kv_heads) * D;
+    std::vector<double> g(batch * seq * width, 0.0), p(seq), dp(seq);
+    for (index_t b = 0; b < batch; ++b)
+      for (index_t h = 0; h < heads; ++h) {
+        const index_t kc = (heads + h / group) * D, vc = (heads + kv_heads + h / group) * D;
+        auto at = [&](index_t t, index_t col) { return double(qkv[(b * seq + t) * qkv_row + col]); };
+        for (index_t t = 0; t < seq; ++t) {
+          const T* o = out + (b * seq + t) * out_row + h * D;
+          const T* dy = dout + (b * seq + t) * out_row + h * D;
+          double rowdot = 0;  // sum_j p_j dp_j == dout_t . out_t
+          for (index_t i = 0; i < D; ++i) rowdot += double(dy[i]) * double(o[i]);
+          for (index_t j = 0; j <= t; ++j) {
+            double d = 0, e = 0;
+            for (index_t i = 0; i < D; ++i) {
+              d += at(t, h * D + i) * at(j, kc + i);
+              e += double(dy[i]) * at(j, vc + i);
+            }
+            p[j] = std::exp(double(scale) * d - double(lse[(b * heads + h) * seq + t]));
+            dp[j] = e;
+          }
+          for (index_t j = 0; j <= t; ++j) {
+            const double ds = p[j] * (dp[j] - rowdot) * double(scale);
+            for (index_t i = 0; i < D; ++i) {
+              g[(b * seq + t) * width + h * D + i] += ds * at(j, kc + i);
+              g[(b * seq + j) * width + kc + i] += ds * at(t, h * D + i);
+              g[(b * seq + j) * width + vc + i] += p[j] * double(dy[i]);
+            }
+          }
+        }
+      }
+    for (index_t r = 0; r < batch * seq; ++r)
+      for (index_t i = 0; i < width; ++i) dqkv[r * qkv_row + i] = static_cast<T>(g[r * width + i]);
   }
 };
 

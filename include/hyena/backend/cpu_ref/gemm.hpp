@@ -1,21 +1,24 @@
 // cpu_ref/gemm.hpp: row-major matrix products as plain triple loops (the oracle).
 #pragma once
 #include "../context.hpp"
+#include "../triangle.hpp"
 
 namespace hyena::backend {
 
 struct ref_gemm_ops {
   // C = alpha * op(A) * op(B) + beta * C, all row-major; op(X) = X or X^T.
   // op(A) is m x k, op(B) is k x n, C is m x n. With beta == 0, C is never read
-  // (so it may hold garbage or NaN).
+  // (so it may hold garbage or NaN). `tri` (triangle.hpp): the oracle computes every entry
+  // of C but, as a fast backend may, leaves out the terms a triangular op(A) has as zeros.
   template <class T>
   static void gemm(host_context&, bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
                    T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
-                   index_t ldc) {
+                   index_t ldc, triangle tri = triangle::none) {
     for (index_t i = 0; i < m; ++i)
       for (index_t j = 0; j < n; ++j) {
         T acc = 0;
         for (index_t p = 0; p < k; ++p) {
+          if ((tri == triangle::a_lower && p > i) || (tri == triangle::a_upper && p < i)) continue;
           T av = trans_a ? a[p * lda + i] : a[i * lda + p];
           T bv = trans_b ? b[j * ldb + p] : b[p * ldb + j];
           acc += av * bv;
@@ -31,10 +34,10 @@ struct ref_gemm_ops {
   static void gemm_batched(host_context& ctx, bool trans_a, bool trans_b, index_t m, index_t n,
                            index_t k, T alpha, const T* a, index_t lda, index_t stride_a,
                            const T* b, index_t ldb, index_t stride_b, T beta, T* c, index_t ldc,
-                           index_t stride_c, index_t batch) {
+                           index_t stride_c, index_t batch, triangle tri = triangle::none) {
     for (index_t i = 0; i < batch; ++i)
       gemm(ctx, trans_a, trans_b, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb,
-           beta, c + i * stride_c, ldc);
+           beta, c + i * stride_c, ldc, tri);
   }
 };
 

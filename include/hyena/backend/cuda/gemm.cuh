@@ -5,6 +5,7 @@
 #include <climits>
 #include <type_traits>
 
+#include "../triangle.hpp"
 #include "common.cuh"
 
 namespace hyena::backend {
@@ -21,7 +22,7 @@ struct cuda_gemm_ops {
   // C = alpha op(A) op(B) + beta C, row-major, as cpu_ref's gemm; beta == 0 never reads C.
   template <class T>
   static void gemm(cuda_context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
-                   index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+                   index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, triangle = triangle::none) {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "cuda gemm: float or double only");
     using cuda_detail::to_int;
     if (m == 0 || n == 0) return;
@@ -35,11 +36,12 @@ struct cuda_gemm_ops {
       HYENA_CUBLAS_CHECK(cublasDgemm(ctx.cublas(), tb, ta, N, M, K, &alpha, b, LDB, a, LDA, &beta, c, LDC));
   }
 
-  // `batch` products, matrix i at a + i*stride_a etc.; stride 0 shares one matrix.
+  // `batch` products, matrix i at a + i*stride_a etc.; stride 0 shares one matrix. The triangle
+  // hint is not used: cuBLAS computes whole products, which is always correct.
   template <class T>
   static void gemm_batched(cuda_context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                            const T* a, index_t lda, index_t stride_a, const T* b, index_t ldb, index_t stride_b, T beta,
-                           T* c, index_t ldc, index_t stride_c, index_t batch) {
+                           T* c, index_t ldc, index_t stride_c, index_t batch, triangle = triangle::none) {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "cuda gemm: float or double only");
     using cuda_detail::to_int;
     if (m == 0 || n == 0 || batch == 0) return;

@@ -1,0 +1,143 @@
+// bench_gemm: the machine's fp32 FMA peak, and how close the cpu backend's matrix products
+// get to it on the shapes the models use (forward, input-gradient and weight-gradient
+// products of the linear layers; attention's per-head products with their triangle hints),
+// side by side with Eigen's product on the same shapes.
+//   bench_gemm [--threads N] [--tokens 2048] [--width 128] [--seq 256]
+// Prints a markdown table (docs/results.md section 5).
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+#include <xsimd/xsimd.hpp>
+
+#include <hyena/hyena.hpp>
+
+#include "bench_util.hpp"
+
+using namespace hyena;
+
+namespace {
+
+// FLOP/s of `threads` threads each running 12 independent FMA chains (enough to cover the
+// FMA latency on every current x86 core), in registers, no memory traffic.
+double fma_peak(int threads) {
+  using batch = xsimd::batch<float>;
+  const long iters = 50'000'000 / long(batch::size);
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    float sink = 0;
+    auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    {
+      batch acc[12];
+      for (int j = 0; j < 12; ++j) acc[j] = batch(1.0f + float(j) * 1e-7f);
+      const batch m(0.9999999f), a(1e-7f);
+      for (long i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+        for (int j = 0; j < 12; ++j) acc[j] = xsimd::fma(acc[j], m, a);
+#if defined(__x86_64__)
+        // An empty asm that "may change" the registers: the compiler must run every FMA.
+        for (int j = 0; j < 12; ++j) {
+          auto reg = static_cast<typename batch::register_type>(acc[j]);
+          asm volatile("" : "+x"(reg));
+          acc[j] = batch(reg);
+        }
+#endif
+      }
+      for (int j = 0; j < 12; ++j) sink += xsimd::hadd(acc[j]);
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 2.0 * 12 * double(batch::size) * double(iters) * threads / s);
+    if (sink == 42.0f) std::printf(" ");  // keeps the loop alive
+  }
+  return best;
+}
+
+struct product {
+  const char* what;
+  bool ta, tb;
+  index_t m, n, k, batch;
+  backend::triangle tri;
+};
+
+// Seconds per call of ours and of Eigen's product (Eigen ignores the triangle: full work).
+std::pair<double, double> time_product(backend::host_context& ctx, const product& p) {
+  const index_t sa = p.m * p.k, sb = p.k * p.n, sc = p.m * p.n;
+  std::vector<float> a(sa * p.batch), b(sb * p.batch), c(sc * p.batch);
+  rng r(1);
+  for (auto& x : a) x = float(r.normal());
+  for (auto& x : b) x = float(r.normal());
+  const index_t lda = p.ta ? p.m : p.k, ldb = p.tb ? p.k : p.n;
+  auto ours = [&] {
+    backend::cpu::gemm_batched(ctx, p.ta, p.tb, p.m, p.n, p.k, 1.0f, a.data(), lda, sa, b.data(), ldb, sb, 0.0f,
+                               c.data(), p.n, sc, p.batch, p.tri);
+  };
+  using mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::setNbThreads(ctx.threads());
+  auto eigen = [&] {
+    for (index_t i = 0; i < p.batch; ++i) {
+      Eigen::Map<const mat> A(a.data() + i * sa, p.ta ? p.k : p.m, p.ta ? p.m : p.k);
+      Eigen::Map<const mat> B(b.data() + i * sb, p.tb ? p.n : p.k, p.tb ? p.k : p.n);
+      Eigen::Map<mat> C(c.data() + i * sc, p.m, p.n);
+      if (p.ta && p.tb) C.noalias() = A.transpose() * B.transpose();
+      else if (p.ta) C.noalias() = A.transpose() * B;
+      else if (p.tb) C.noalias() = A * B.transpose();
+      else C.noalias() = A * B;
+    }
+  };
+  const double t_ours = bench::median_seconds(bench::reps_for(bench::median_seconds(1, ours), 1.0, 3, 50), ours);
+  const double t_eigen = bench::median_seconds(bench::reps_for(bench::median_seconds(1, eigen), 1.0, 3, 50), eigen);
+  return {t_ours, t_eigen};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 0;
+  index_t tokens = 2048, width = 128, seq = 256;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i];
+    if (k == "--threads") threads = std::stoi(argv[i + 1]);
+    else if (k == "--tokens") tokens = std::stoll(argv[i + 1]);
+    else if (k == "--width") width = std::stoll(argv[i + 1]);
+    else if (k == "--seq") seq = std::stoll(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "bench_gemm: unknown option %s\n", argv[i]);
+      return 1;
+    }
+  }
+  backend::host_context ctx(threads);
+  const double peak1 = fma_peak(1), peak = fma_peak(ctx.threads());
+  std::printf("### Matrix products against the FMA peak (fp32, %d threads)\n\n", ctx.threads());
+  std::printf("FMA peak (12 chains of %d-float FMAs per thread): %.1f GFLOP/s on 1 thread, %.1f on %d.\n\n",
+              int(xsimd::batch<float>::size), peak1 * 1e-9, peak * 1e-9, ctx.threads());
+  std::printf("| product | m x n x k (x batch) | hyena GFLOP/s | %% of peak | Eigen GFLOP/s | hyena / Eigen |\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  const index_t w = width, mlp = 4 * width, heads = std::max<index_t>(1, width / 32), hd = width / heads;
+  using backend::triangle;
+  const product shapes[] = {
+      {"qkv forward (x W^T)", false, true, tokens, 3 * w, w, 1, triangle::none},
+      {"MLP up forward", false, true, tokens, mlp, w, 1, triangle::none},
+      {"MLP down forward", false, true, tokens, w, mlp, 1, triangle::none},
+      {"MLP up input grad (dy W)", false, false, tokens, w, mlp, 1, triangle::none},
+      {"MLP up weight grad (dy^T x)", true, false, mlp, w, tokens, 1, triangle::none},
+      {"qkv weight grad", true, false, 3 * w, w, tokens, 1, triangle::none},
+      {"attention scores q k^T (c_lower)", false, true, seq, seq, hd, heads, triangle::c_lower},
+      {"attention P v (a_lower)", false, false, seq, hd, seq, heads, triangle::a_lower},
+      {"attention dv = P^T dO (a_upper)", true, false, seq, hd, seq, heads, triangle::a_upper},
+  };
+  for (const auto& p : shapes) {
+    auto [t_ours, t_eigen] = time_product(ctx, p);
+    // Useful work: half of it under a triangle hint (what the causal product needs).
+    double flops = 2.0 * double(p.m) * double(p.n) * double(p.k) * double(p.batch);
+    if (p.tri != triangle::none) flops /= 2;
+    std::printf("| %s | %lldx%lldx%lld%s | %.1f | %.0f%% | %.1f | %.2fx |\n", p.what, (long long)p.m, (long long)p.n,
+                (long long)p.k, p.batch > 1 ? (" x" + std::to_string(p.batch)).c_str() : "", flops / t_ours * 1e-9,
+                100.0 * flops / t_ours / peak, flops / t_eigen * 1e-9, t_eigen / t_ours);
+  }
+  std::printf("\nUnder a triangle hint the useful work (half the full product) is what is counted, for both;\n"
+              "Eigen computes the full product.\n");
+  return 0;
+}

@@ -1,0 +1,214 @@
+// cpu/fused_attention.hpp: causal attention without (seq x seq) matrices in memory.
+//
+// Computing all scores, then the softmax, then the weighted values, as separate passes
+// writes and re-reads batch * heads * seq^2 floats (8 MiB a layer at the benchmark shape),
+// far beyond the caches: measured, that traffic, not arithmetic, was half of the teacher's
+// training step. Here each (batch, head) pair is one thread's task and its queries go in
+// blocks of `block` rows: the block's scores, probabilities and their gradients live in a
+// (block x seq) buffer that stays in L2, and backward rebuilds the probabilities from the
+// per-row log-sum-exp the forward saved (the FlashAttention recipe: recompute, don't store).
+// The products inside are gemm_kernel.hpp's, with the triangle hints so masked-out blocks
+// are never computed.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../context.hpp"
+#include "attention.hpp"
+#include "gemm_kernel.hpp"
+
+namespace hyena::backend {
+
+namespace fused_attention_detail {
+
+// One thread's buffers: a block of scores/probabilities, a block of their gradients, packed
+// operands, and the A-block scratch of the gemm kernel.
+template <class T>
+struct worker {
+  gemm_detail::aligned_vector<T> s, ds, k_t, v_t, k_rows, v_rows, small, apack;
+  static void grow(gemm_detail::aligned_vector<T>& v, index_t n) {
+    if (static_cast<index_t>(v.size()) < n) v.resize(n);
+  }
+};
+template <class T>
+struct workers {
+  std::vector<worker<T>> all;
+};
+
+// Row i of a block starting at query t0 sees keys [0, t0 + i]: the scores become
+// probabilities in place (max subtracted, sum in double), zero beyond, and lse[i] is set.
+template <class T>
+void softmax_rows(index_t rows, index_t t0, index_t kend, T* s, index_t lds, T* lse) {
+  using batch = xsimd::batch<T>;
+  constexpr index_t w = static_cast<index_t>(batch::size);
+  for (index_t i = 0; i < rows; ++i) {
+    T* r = s + i * lds;
+    const index_t n = t0 + i + 1;
+    T mx = r[0];
+    for (index_t j = 1; j < n; ++j) mx = std::max(mx, r[j]);
+    index_t j = 0;
+    for (; j + w <= n; j += w) xsimd::exp(batch::load_unaligned(r + j) - mx).store_unaligned(r + j);
+    for (; j < n; ++j) r[j] = std::exp(r[j] - mx);
+    const double sum = attention_detail::blocked_dot<T>(r, nullptr, n);
+    const T inv = static_cast<T>(1.0 / sum);
+    for (j = 0; j + w <= n; j += w) (batch::load_unaligned(r + j) * inv).store_unaligned(r + j);
+    for (; j < n; ++j) r[j] *= inv;
+    std::fill(r + n, r + kend, T(0));
+    lse[i] = static_cast<T>(double(mx) + std::log(sum));
+  }
+}
+
+// p = exp(s - lse) on row i's keys [0, t0 + i], zero beyond (backward's rebuild).
+template <class T>
+void probabilities_from_lse(index_t rows, index_t t0, index_t kend, T* s, index_t lds, const T* lse) {
+  using batch = xsimd::batch<T>;
+  constexpr index_t w = static_cast<index_t>(batch::size);
+  for (index_t i = 0; i < rows; ++i) {
+    T* r = s + i * lds;
+    const index_t n = t0 + i + 1;
+    index_t j = 0;
+    for (; j + w <= n; j += w) xsimd::exp(batch::load_unaligned(r + j) - lse[i]).store_unaligned(r + j);
+    for (; j < n; ++j) r[j] = std::exp(r[j] - lse[i]);
+    std::fill(r + n, r + kend, T(0));
+  }
+}
+
+}  // namespace fused_attention_detail
+
+template <class Base>
+struct cpu_fused_attention_ops : Base {
+  static constexpr index_t block = 64;  // query rows per block: a (64 x seq) buffer per thread
+
+  // As cpu_ref's causal_attention_forward (same layout and results within float rounding).
+  template <class T>
+  static void causal_attention_forward(host_context& ctx, index_t batch, index_t seq, index_t heads, index_t kv_heads,
+                                       index_t head_dim, T scale, const T* qkv, index_t qkv_row, T* out,
+                                       index_t out_row, T* lse) {
+    using namespace gemm_detail;
+    check(seq, heads, kv_heads, head_dim, qkv_row, out_row);
+    const index_t D = head_dim, L = seq, group = heads / kv_heads;
+    auto& ws = prepare<T>(ctx);
+#pragma omp parallel for schedule(dynamic) num_threads(ctx.threads()) if (ctx.threads() > 1 && batch * heads > 1)
+    for (index_t task = 0; task < batch * heads; ++task) {
+      const index_t b = task / heads, h = task % heads, g = h / group;
+      auto& w = ws.all[thread_index()];
+      worker_grow(w, L, D);
+      const T* rows = qkv + b * L * qkv_row;
+      const T *q = rows + h * D, *k = rows + (heads + g) * D, *v = rows + (heads + kv_heads + g) * D;
+      pack_b(operand<T>::of(k, qkv_row, true), D, L, 0, (L + tile<T>::nr - 1) / tile<T>::nr, w.k_t.data());
+      pack_b(operand<T>::of(v, qkv_row, false), L, D, 0, (D + tile<T>::nr - 1) / tile<T>::nr, w.v_rows.data());
+      for (index_t t0 = 0; t0 < L; t0 += block) {
+        const index_t n_rows = std::min(block, L - t0), kend = t0 + n_rows;
+        // scores of the block (only keys <= query are computed), softmax, then P v
+        multiply_rows(triangle::c_lower, 0, n_rows, kend, D, scale, operand<T>::of(q + t0 * qkv_row, qkv_row, false),
+                      w.k_t.data(), D, T(0), w.s.data(), L, w.apack.data(), t0);
+        fused_attention_detail::softmax_rows(n_rows, t0, kend, w.s.data(), L, lse + (b * heads + h) * L + t0);
+        multiply_rows(triangle::a_lower, 0, n_rows, D, kend, T(1), operand<T>::of(w.s.data(), L, false),
+                      w.v_rows.data(), L, T(0), out + (b * L + t0) * out_row + h * D, out_row, w.apack.data(), t0);
+      }
+    }
+  }
+
+  // As cpu_ref's causal_attention_backward. One task per (batch, kv head): the query heads
+  // of a group add into the same dk and dv, so they share a thread.
+  template <class T>
+  static void causal_attention_backward(host_context& ctx, index_t batch, index_t seq, index_t heads,
+                                        index_t kv_heads, index_t head_dim, T scale, const T* qkv, index_t qkv_row,
+                                        const T* out, const T* dout, index_t out_row, const T* lse, T* dqkv) {
+    using namespace gemm_detail;
+    check(seq, heads, kv_heads, head_dim, qkv_row, out_row);
+    const index_t D = head_dim, L = seq, group = heads / kv_heads;
+    const index_t key_panels = (L + tile<T>::nr - 1) / tile<T>::nr, dim_panels = (D + tile<T>::nr - 1) / tile<T>::nr;
+    auto& ws = prepare<T>(ctx);
+#pragma omp parallel for schedule(dynamic) num_threads(ctx.threads()) if (ctx.threads() > 1 && batch * kv_heads > 1)
+    for (index_t task = 0; task < batch * kv_heads; ++task) {
+      const index_t b = task / kv_heads, g = task % kv_heads;
+      auto& w = ws.all[thread_index()];
+      worker_grow(w, L, D);
+      const T* rows = qkv + b * L * qkv_row;
+      T* drows = dqkv + b * L * qkv_row;
+      const index_t kc = (heads + g) * D, vc = (heads + kv_heads + g) * D;
+      for (index_t t = 0; t < L; ++t) {  // dk, dv accumulate over query blocks and heads
+        std::fill(drows + t * qkv_row + kc, drows + t * qkv_row + kc + D, T(0));
+        std::fill(drows + t * qkv_row + vc, drows + t * qkv_row + vc + D, T(0));
+      }
+      pack_b(operand<T>::of(rows + kc, qkv_row, true), D, L, 0, key_panels, w.k_t.data());     // for s = q k^T
+      pack_b(operand<T>::of(rows + vc, qkv_row, true), D, L, 0, key_panels, w.v_t.data());     // for dp = do v^T
+      pack_b(operand<T>::of(rows + kc, qkv_row, false), L, D, 0, dim_panels, w.k_rows.data()); // for dq = ds k
+      for (index_t h = g * group; h < (g + 1) * group; ++h) {
+        const T* q = rows + h * D;
+        const T* o = out + b * L * out_row + h * D;
+        const T* dO = dout + b * L * out_row + h * D;
+        const T* row_lse = lse + (b * heads + h) * L;
+        for (index_t t0 = 0; t0 < L; t0 += block) {
+          const index_t n = std::min(block, L - t0), kend = t0 + n;
+          T *p = w.s.data(), *ds = w.ds.data();
+          multiply_rows(triangle::c_lower, 0, n, kend, D, scale, operand<T>::of(q + t0 * qkv_row, qkv_row, false),
+                        w.k_t.data(), D, T(0), p, L, w.apack.data(), t0);
+          fused_attention_detail::probabilities_from_lse(n, t0, kend, p, L, row_lse + t0);
+          multiply_rows(triangle::c_lower, 0, n, kend, D, T(1), operand<T>::of(dO + t0 * out_row, out_row, false),
+                        w.v_t.data(), D, T(0), ds, L, w.apack.data(), t0);
+          // ds = p * (dp - dO . o) * scale, zero above the diagonal (p is zero there)
+          for (index_t i = 0; i < n; ++i) {
+            const T rowdot = static_cast<T>(attention_detail::blocked_dot<T>(dO + (t0 + i) * out_row,
+                                                                             o + (t0 + i) * out_row, D));
+            T* dr = ds + i * L;
+            const T* pr = p + i * L;
+            const index_t seen = t0 + i + 1;  // dp past it was not computed
+            for (index_t j = 0; j < seen; ++j) dr[j] = pr[j] * (dr[j] - rowdot) * scale;
+            std::fill(dr + seen, dr + kend, T(0));
+          }
+          // dq = ds k (assigned), dk += ds^T q, dv += p^T dO
+          multiply_rows(triangle::a_lower, 0, n, D, kend, T(1), operand<T>::of(ds, L, false), w.k_rows.data(), L,
+                        T(0), drows + t0 * qkv_row + h * D, qkv_row, w.apack.data(), t0);
+          pack_b(operand<T>::of(q + t0 * qkv_row, qkv_row, false), n, D, 0, dim_panels, w.small.data());
+          multiply_rows(triangle::a_upper, 0, kend, D, n, T(1), operand<T>::of(ds, L, true), w.small.data(), n, T(1),
+                        drows + kc, qkv_row, w.apack.data(), -t0);
+          pack_b(operand<T>::of(dO + t0 * out_row, out_row, false), n, D, 0, dim_panels, w.small.data());
+          multiply_rows(triangle::a_upper, 0, kend, D, n, T(1), operand<T>::of(p, L, true), w.small.data(), n, T(1),
+                        drows + vc, qkv_row, w.apack.data(), -t0);
+        }
+      }
+    }
+  }
+
+ private:
+  static void check(index_t seq, index_t heads, index_t kv_heads, index_t head_dim, index_t qkv_row, index_t out_row) {
+    HYENA_CHECK(seq > 0 && heads > 0 && kv_heads > 0 && head_dim > 0 && heads % kv_heads == 0,
+                "causal_attention: bad sizes (seq ", seq, ", heads ", heads, ", kv_heads ", kv_heads, ", head_dim ",
+                head_dim, ")");
+    HYENA_CHECK(qkv_row >= (heads + 2 * kv_heads) * head_dim && out_row >= heads * head_dim,
+                "causal_attention: row strides ", qkv_row, " / ", out_row, " too short for the heads");
+  }
+  template <class T>
+  static fused_attention_detail::workers<T>& prepare(host_context& ctx) {
+    auto& ws = ctx.state<fused_attention_detail::workers<T>>();
+    if (static_cast<int>(ws.all.size()) < ctx.threads()) ws.all.resize(ctx.threads());
+    return ws;
+  }
+  template <class T>
+  static void worker_grow(fused_attention_detail::worker<T>& w, index_t L, index_t D) {
+    using namespace gemm_detail;
+    using W = fused_attention_detail::worker<T>;
+    W::grow(w.s, block * L);
+    W::grow(w.ds, block * L);
+    W::grow(w.k_t, packed_size<T>(D, L));
+    W::grow(w.v_t, packed_size<T>(D, L));
+    W::grow(w.k_rows, packed_size<T>(L, D));
+    W::grow(w.v_rows, packed_size<T>(L, D));
+    W::grow(w.small, packed_size<T>(block, D));
+    W::grow(w.apack, tile<T>::mc * tile<T>::kc);
+  }
+  static int thread_index() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+  }
+};
+
+}  // namespace hyena::backend

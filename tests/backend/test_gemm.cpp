@@ -1,0 +1,130 @@
+// The gemm op group: the cpu backend's blocked kernel against the reference triple loop, for
+// every transpose combination, edge sizes around the tile and block sizes, padded leading
+// dimensions, alpha/beta, one and two threads, batches, and the triangle hints.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <hyena/backend/backend.hpp>
+#include <hyena/tensor/random.hpp>
+
+using namespace hyena;
+using backend::cpu;
+using backend::cpu_ref;
+using backend::triangle;
+
+namespace {
+
+template <class T>
+std::vector<T> randn(index_t n, rng& r) {
+  std::vector<T> v(n);
+  for (auto& x : v) x = T(r.normal());
+  return v;
+}
+
+struct product {
+  bool ta, tb;
+  index_t m, n, k, pad;  // pad: extra columns in every leading dimension
+};
+
+// Compares C entries (all, or only j <= i for c_lower) of cpu against cpu_ref.
+template <class T>
+void check_product(const product& s, double alpha, double beta, triangle tri, int threads, index_t batch = 1,
+                   bool share_b = false) {
+  rng r(s.m * 1000003 + s.n * 1009 + s.k * 7 + s.ta * 2 + s.tb);
+  const index_t lda = (s.ta ? s.m : s.k) + s.pad, ldb = (s.tb ? s.k : s.n) + s.pad, ldc = s.n + s.pad;
+  const index_t size_a = (s.ta ? s.k : s.m) * lda, size_b = (s.tb ? s.n : s.k) * ldb, size_c = s.m * ldc;
+  auto a = randn<T>(size_a * batch, r), b = randn<T>(size_b * batch, r), c0 = randn<T>(size_c * batch, r);
+  // Under an a_lower / a_upper hint op(A) must be triangular: zero the other half.
+  for (index_t q = 0; q < batch && (tri == triangle::a_lower || tri == triangle::a_upper); ++q)
+    for (index_t i = 0; i < s.m; ++i)
+      for (index_t p = 0; p < s.k; ++p)
+        if (tri == triangle::a_lower ? p > i : p < i) a[q * size_a + (s.ta ? p * lda + i : i * lda + p)] = 0;
+  if (beta == 0)  // beta == 0 must not read C: poison it
+    for (auto& x : c0) x = std::numeric_limits<T>::quiet_NaN();
+  auto c_ref = c0, c_fast = c0;
+  backend::host_context ref_ctx(1), ctx(threads);
+  const index_t sb = share_b ? 0 : size_b;
+  cpu_ref::gemm_batched(ref_ctx, s.ta, s.tb, s.m, s.n, s.k, T(alpha), a.data(), lda, size_a, b.data(), ldb, sb,
+                        T(beta), c_ref.data(), ldc, size_c, batch, tri);
+  cpu::gemm_batched(ctx, s.ta, s.tb, s.m, s.n, s.k, T(alpha), a.data(), lda, size_a, b.data(), ldb, sb, T(beta),
+                    c_fast.data(), ldc, size_c, batch, tri);
+  const double tol = (std::is_same_v<T, float> ? 2e-6 : 1e-13) * std::sqrt(double(s.k) + 1);
+  int bad = 0;
+  for (index_t q = 0; q < batch; ++q)
+    for (index_t i = 0; i < s.m; ++i)
+      for (index_t j = 0; j < ldc; ++j) {
+        const index_t at = q * size_c + i * ldc + j;
+        if (j >= s.n) {  // padding columns are never written
+          bad += !(std::isnan(c_fast[at]) && std::isnan(c0[at])) && c_fast[at] != c0[at];
+          continue;
+        }
+        if (tri == triangle::c_lower && j > i) continue;
+        const double want = c_ref[at], got = c_fast[at];
+        bad += !(std::abs(got - want) <= tol * (1 + std::abs(want)));
+      }
+  INFO("ta ", s.ta, " tb ", s.tb, " m ", s.m, " n ", s.n, " k ", s.k, " pad ", s.pad, " alpha ", alpha, " beta ", beta,
+       " tri ", int(tri), " threads ", threads, " batch ", batch);
+  CHECK(bad == 0);
+}
+
+}  // namespace
+
+TEST_CASE("gemm: cpu equals cpu_ref for every transpose, edge sizes, alpha and beta") {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (index_t m : {1, 7, 8, 9, 33, 130})
+        for (index_t n : {1, 15, 32, 33, 70})
+          for (index_t k : {1, 5, 64, 300}) {
+            check_product<float>({ta, tb, m, n, k, 0}, 1.0, 0.0, triangle::none, 1);
+            check_product<float>({ta, tb, m, n, k, 3}, 0.5, 1.0, triangle::none, 2);
+          }
+}
+
+TEST_CASE("gemm: beta scales C, k == 0 leaves beta * C, double precision") {
+  check_product<float>({false, true, 37, 41, 600, 1}, -1.5, 0.25, triangle::none, 2);
+  check_product<float>({true, false, 20, 20, 0, 0}, 1.0, 0.5, triangle::none, 1);
+  check_product<float>({true, false, 20, 20, 0, 0}, 1.0, 0.0, triangle::none, 1);
+  check_product<double>({false, false, 45, 50, 270, 2}, 1.0, 0.0, triangle::none, 2);
+  check_product<double>({true, true, 45, 50, 270, 0}, 2.0, 1.0, triangle::none, 1);
+}
+
+TEST_CASE("gemm: a tall product split across threads (more rows than one block)") {
+  check_product<float>({false, true, 1000, 96, 128, 0}, 1.0, 0.0, triangle::none, 2);
+  check_product<float>({true, false, 96, 130, 1000, 0}, 1.0, 1.0, triangle::none, 2);
+}
+
+TEST_CASE("gemm_batched: batches, a shared B, and the triangle hints") {
+  for (int threads : {1, 2}) {
+    check_product<float>({false, true, 40, 24, 16, 0}, 1.0, 0.0, triangle::none, threads, 5);
+    check_product<float>({false, true, 40, 24, 16, 0}, 1.0, 1.0, triangle::none, threads, 3, true);
+    for (triangle tri : {triangle::c_lower, triangle::a_lower, triangle::a_upper})
+      for (index_t L : {1, 9, 70, 300}) {
+        // attention's shapes: scores (L x L over depth D), and products over the L keys
+        check_product<float>({false, true, L, L, 24, 0}, 1.0, 0.0, tri, threads, 3);
+        check_product<float>({false, false, L, 24, L, 0}, 1.0, 0.0, tri, threads, 2);
+        check_product<float>({true, false, L, 24, L, 0}, 1.0, 1.0, tri, threads, 2);
+      }
+  }
+}
+
+TEST_CASE("gemm: a triangular A gives the full product under its hint") {
+  // The reference computes the full product here (no hint); the fast path skips the zeros.
+  const index_t L = 77, D = 20;
+  rng r(5);
+  auto p = randn<float>(L * L, r), v = randn<float>(L * D, r);
+  for (index_t i = 0; i < L; ++i)
+    for (index_t j = i + 1; j < L; ++j) p[i * L + j] = 0;  // lower triangular, like softmax probabilities
+  std::vector<float> full(L * D), lower(L * D), upper(L * D), full_t(L * D);
+  backend::host_context ctx(1);
+  cpu_ref::gemm(ctx, false, false, L, D, L, 1.0f, p.data(), L, v.data(), D, 0.0f, full.data(), D);
+  cpu::gemm(ctx, false, false, L, D, L, 1.0f, p.data(), L, v.data(), D, 0.0f, lower.data(), D, triangle::a_lower);
+  cpu_ref::gemm(ctx, true, false, L, D, L, 1.0f, p.data(), L, v.data(), D, 0.0f, full_t.data(), D);
+  cpu::gemm(ctx, true, false, L, D, L, 1.0f, p.data(), L, v.data(), D, 0.0f, upper.data(), D, triangle::a_upper);
+  for (index_t i = 0; i < L * D; ++i) {
+    CHECK(lower[i] == doctest::Approx(full[i]).epsilon(1e-5));
+    CHECK(upper[i] == doctest::Approx(full_t[i]).epsilon(1e-5));
+  }
+}
