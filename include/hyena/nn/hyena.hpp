@@ -9,6 +9,10 @@
 //   y        = out_proj(x_0 * v)              D -> D, with bias
 //
 // The long convolutions are causal, so output t depends on inputs 0..t only.
+//
+// Layout: in_proj runs as N+1 products, one per D-wide block of its output, so p and s are
+// stored blocked, (N+1, batch, seq, D): every x_i and v is then a contiguous (batch, seq, D)
+// tensor the elementwise and convolution ops use in place, with no strided copies in or out.
 #pragma once
 #include "implicit_filter.hpp"
 #include "linear.hpp"
@@ -75,20 +79,18 @@ struct hyena_operator {
   };
 
   struct cache {
-    typename lin::cache in_proj, out_proj;
-    typename conv::cache short_filter;
+    typename lin::cache in_proj, out_proj;  // views of their inputs
     typename filt::cache filter;
-    tview proj, mixed;  // (batch, seq, (N+1) D): in_proj output, short conv output
-    tview blocks;       // (N+1, batch, seq, D): x_0 .. x_{N-1}, v split out of `mixed`
-    tview h;            // ((N-1) D, seq)
+    tview proj;    // (N+1, batch, seq, D): in_proj output, blocked
+    tview blocks;  // (N+1, batch, seq, D): the short conv's output x_0 .. x_{N-1}, v
+    tview h;       // ((N-1) D, seq)
     tview w, v;         // (N-1, batch, seq, D): w_i = x_i * v_{i+1} and v_i (index i-1)
     tview gated;        // (batch, seq, D): x_0 * v_1, the out_proj input
     template <class W>
     void visit(W&& wk, const config& c, index_t batch, index_t seq) {
       const index_t N = c.order, D = c.hidden;
       filter.visit(wk.child("filter"), c.filter(), batch, seq);
-      wk("proj", proj, {batch, seq, (N + 1) * D});
-      wk("mixed", mixed, {batch, seq, (N + 1) * D});
+      wk("proj", proj, {N + 1, batch, seq, D});
       wk("blocks", blocks, {N + 1, batch, seq, D});
       wk("h", h, {(N - 1) * D, seq});
       wk("w", w, {N - 1, batch, seq, D});
@@ -118,17 +120,22 @@ struct hyena_operator {
     check_same_shape(u, y, "hyena: output vs input");
     const index_t batch = u.size(0), seq = u.size(1), N = c.order, D = c.hidden;
     HYENA_CHECK(seq >= 1 && seq <= c.max_seq, "hyena: sequence length ", seq, " not in [1, max_seq = ", c.max_seq, "]");
-    const index_t rows = batch * seq, n = rows * D;
-    const shape wide{batch, seq, (N + 1) * D};
-    tview proj = leading(k.proj, wide, "hyena"), mixed = leading(k.mixed, wide, "hyena");
+    const index_t rows = batch * seq, n = rows * D, K = c.short_filter;
+    tview proj = leading(k.proj, {N + 1, batch, seq, D}, "hyena");
     tview blocks = leading(k.blocks, {N + 1, batch, seq, D}, "hyena"), h = leading(k.h, {(N - 1) * D, seq}, "hyena");
     tview w = leading(k.w, {N - 1, batch, seq, D}, "hyena"), v = leading(k.v, {N - 1, batch, seq, D}, "hyena");
     tview gated = leading(k.gated, {batch, seq, D}, "hyena");
     auto block = [&](const tview& t, index_t j) { return t.data + j * n; };
 
-    lin::forward(ctx, c.in_proj(), p.in_proj, k.in_proj, u, proj);
-    conv::forward(ctx, c.short_conv(), p.short_filter, k.short_filter, proj, mixed);
-    for (index_t j = 0; j <= N; ++j) B::copy_strided(ctx, rows, D, mixed.data + j * D, (N + 1) * D, block(blocks, j), D);
+    // p_j = u W_j^T + b_j and s_j = short_conv_j(p_j), block by block (W_j: rows jD.. of in_proj).
+    for (index_t j = 0; j <= N; ++j) {
+      B::gemm(ctx, false, true, rows, D, D, T(1), u.data, D, p.in_proj.weight.data + j * D * D, D, T(0),
+              block(proj, j), D);
+      B::add_bias(ctx, rows, D, p.in_proj.bias.data + j * D, block(proj, j));
+      B::short_conv_forward(ctx, batch, seq, D, K, static_cast<const T*>(block(proj, j)),
+                            p.short_filter.weight.data + j * D * K, p.short_filter.bias.data + j * D, block(blocks, j));
+    }
+    k.in_proj.x = u;
     filt::forward(ctx, c.filter(), p.filter, k.filter, seq, h);
 
     const T* cur = block(blocks, N);  // v
@@ -152,18 +159,18 @@ struct hyena_operator {
     HYENA_CHECK(k.in_proj.x.shape == dy.shape, "hyena: output gradient ", dy.shape, " does not match the forward input ",
                 k.in_proj.x.shape);
     if (!du.empty()) check_same_shape(du, dy, "hyena: input gradient vs output gradient");
-    const index_t rows = batch * seq, n = rows * D;
-    const shape wide{batch, seq, (N + 1) * D};
+    const index_t rows = batch * seq, n = rows * D, K = c.short_filter;
+    tview proj = leading(k.proj, {N + 1, batch, seq, D}, "hyena");
     tview blocks = leading(k.blocks, {N + 1, batch, seq, D}, "hyena"), h = leading(k.h, {(N - 1) * D, seq}, "hyena");
     tview w = leading(k.w, {N - 1, batch, seq, D}, "hyena"), v = leading(k.v, {N - 1, batch, seq, D}, "hyena");
     // Scratch that backward alone needs lives in the context, shared by every layer, not in
-    // each layer's cache: (N+1) n for d_blocks and again for d_mixed, n each for d_v, d_w
-    // and d_gated, and the filter gradient.
-    T* ws = scratch(ctx, (2 * (N + 1) + 3) * n + (N - 1) * D * seq);
-    tview d_blocks(ws, {N + 1, batch, seq, D}), d_mixed(ws + (N + 1) * n, wide);
-    tview d_v(ws + 2 * (N + 1) * n, {batch, seq, D}), d_w(ws + (2 * (N + 1) + 1) * n, {batch, seq, D});
-    tview d_gated(ws + (2 * (N + 1) + 2) * n, {batch, seq, D});
-    tview d_h(ws + (2 * (N + 1) + 3) * n, {(N - 1) * D, seq});
+    // each layer's cache: (N+1) n for d_blocks, one block more for the in_proj output's
+    // gradient, n each for d_w and d_gated, and the filter gradient. v's gradient d_v ends up
+    // as the last block of d_blocks, so it is kept there throughout.
+    T* ws = scratch(ctx, (N + 4) * n + (N - 1) * D * seq);
+    tview d_blocks(ws, {N + 1, batch, seq, D}), d_proj(ws + (N + 1) * n, {batch, seq, D});
+    tview d_v(d_blocks.data + N * n, {batch, seq, D}), d_w(ws + (N + 2) * n, {batch, seq, D});
+    tview d_gated(ws + (N + 3) * n, {batch, seq, D}), d_h(ws + (N + 4) * n, {(N - 1) * D, seq});
     auto block = [&](const tview& t, index_t j) { return t.data + j * n; };
 
     // y = out_proj(x_0 * v_1)
@@ -182,15 +189,19 @@ struct hyena_operator {
       B::mul(ctx, n, static_cast<const T*>(d_w.data), next, block(d_blocks, i));
       B::mul(ctx, n, static_cast<const T*>(d_w.data), block(blocks, i), d_v.data);
     }
-    B::copy(ctx, n, static_cast<const T*>(d_v.data), block(d_blocks, N));
-    for (index_t j = 0; j <= N; ++j)
-      B::copy_strided(ctx, rows, D, static_cast<const T*>(block(d_blocks, j)), D, d_mixed.data + j * D, (N + 1) * D);
-
     filt::backward(ctx, c.filter(), p.filter, k.filter, d_h, g.filter);
-    // d_blocks is free again: reuse it for the gradient of the in_proj output.
-    tview d_proj(d_blocks.data, wide);
-    conv::backward(ctx, c.short_conv(), p.short_filter, k.short_filter, d_mixed, d_proj, g.short_filter);
-    lin::backward(ctx, c.in_proj(), p.in_proj, k.in_proj, d_proj, du, g.in_proj);
+    // Block by block: through the short conv, then in_proj (du sums the blocks' products).
+    const T* u = k.in_proj.x.data;
+    for (index_t j = 0; j <= N; ++j) {
+      B::short_conv_backward(ctx, batch, seq, D, K, static_cast<const T*>(block(proj, j)),
+                             p.short_filter.weight.data + j * D * K, static_cast<const T*>(block(d_blocks, j)),
+                             d_proj.data, g.short_filter.weight.data + j * D * K, g.short_filter.bias.data + j * D);
+      if (!du.empty())
+        B::gemm(ctx, false, false, rows, D, D, T(1), d_proj.data, D, p.in_proj.weight.data + j * D * D, D,
+                j == 0 ? T(0) : T(1), du.data, D);
+      B::gemm(ctx, true, false, D, D, rows, T(1), d_proj.data, D, u, D, T(1), g.in_proj.weight.data + j * D * D, D);
+      B::bias_grad(ctx, rows, D, static_cast<const T*>(d_proj.data), g.in_proj.bias.data + j * D);
+    }
   }
 
  private:

@@ -52,11 +52,18 @@ void pack_b(operand<T> b, index_t k, index_t n, index_t lo, index_t hi, T* out) 
   for (index_t jp = lo; jp < hi; ++jp) {
     T* dst = out + jp * k * nr;
     const index_t j0 = jp * nr, cols = std::min(nr, n - j0);
-    if (b.cs == 1) {  // rows of B are contiguous: copy NR at a time
+    if (b.cs == 1 && cols == nr) {  // rows of B are contiguous: two vectors at a time
+      using batch = typename tile<T>::batch;
+      constexpr index_t w = tile<T>::w;
       for (index_t p = 0; p < k; ++p) {
         const T* src = b.data + p * b.rs + j0;
-        std::copy(src, src + cols, dst + p * nr);
-        std::fill(dst + p * nr + cols, dst + (p + 1) * nr, T(0));
+        batch::load_unaligned(src).store_aligned(dst + p * nr);
+        batch::load_unaligned(src + w).store_aligned(dst + p * nr + w);
+      }
+    } else if (b.cs == 1) {
+      for (index_t p = 0; p < k; ++p) {
+        const T* src = b.data + p * b.rs + j0;
+        for (index_t j = 0; j < nr; ++j) dst[p * nr + j] = j < cols ? src[j] : T(0);
       }
     } else {  // columns are (B transposed): read each along p
       for (index_t j = 0; j < nr; ++j) {
@@ -84,7 +91,8 @@ void pack_a(operand<T> a, index_t i_lo, index_t i_hi, index_t p_lo, index_t p_hi
     if (a.rs == 1 && rows == mr) {  // A transposed: MR rows of one depth are contiguous
       for (index_t p = 0; p < depth; ++p) {
         const T* src = a.data + i0 + (p_lo + p) * a.cs;
-        std::copy(src, src + mr, dst + p * mr);
+#pragma GCC unroll 16
+        for (index_t r = 0; r < mr; ++r) dst[p * mr + r] = src[r];  // a fixed-size loop, not a memmove call
       }
       continue;
     }
