@@ -9,7 +9,6 @@
 // so L = 1048576 needs about 10 GB rather than 16.
 #include <algorithm>
 #include <chrono>
-#include <complex>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -72,12 +71,9 @@ tensor<float> bind_forward_only(op::cache& k, const op::config& c, index_t L) {
   return storage;
 }
 
-// Bytes the cpu backend's FFT workspace takes per thread (cpu/conv.hpp's conv_fft_state).
-double fft_workspace_bytes(index_t L) {
-  using fft = backend::real_fft<float>;
-  const double n = double(fft::conv_size(L)), m = double(fft::spectrum_size(fft::conv_size(L)));
-  const double tile = double(backend::conv_fft_state<float>::tile);
-  return 2 * tile * n * sizeof(float) + (2 * tile + 2) * m * sizeof(std::complex<float>);
+// Bytes the cpu backend's FFT workspace takes per thread (cpu/fft.hpp's conv_fft_state).
+double fft_workspace_bytes(index_t L, bool backward) {
+  return backend::conv_fft_state<float>::worker_bytes(L, backward);
 }
 
 void run_length(backend::host_context& ctx, const options& o, index_t L, double base_mb) {
@@ -93,7 +89,7 @@ void run_length(backend::host_context& ctx, const options& o, index_t L, double 
   const double act = double(L * o.width) * sizeof(float);
   const double need = double(cache_elements(k, cfg, L, o.forward_only)) * sizeof(float) +
                       double(n_params) * sizeof(float) * (o.forward_only ? 1 : 2) + act * (o.forward_only ? 2 : 4) +
-                      fft_workspace_bytes(L) * ctx.threads();
+                      fft_workspace_bytes(L, !o.forward_only) * ctx.threads();
   const double need_gb = need / (1u << 30);
   if (need_gb > o.max_gb) {
     std::printf("{\"impl\": \"hyena\", \"op\": \"hyena_operator\", \"L\": %lld, \"width\": %lld, \"%s\": null, "

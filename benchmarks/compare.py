@@ -264,6 +264,15 @@ def ratio(num, den):
     return f"{num / den:.2f}x" if num is not None and den else "n/a"
 
 
+def round_ratios(o, t, field, ours_over_torch):
+    """The ratio within each round (ours and torch ran back to back), as 'min-max': on a
+    machine whose speed drifts, these pairs are steadier than the ratio of the medians."""
+    by_round = {r["round"]: r.get(field) for r in t if r.get(field) is not None}
+    vals = sorted((x[field] / by_round[x["round"]]) if ours_over_torch else (by_round[x["round"]] / x[field])
+                  for x in o if x.get(field) and by_round.get(x["round"]))
+    return f"{vals[0]:.2f}-{vals[-1]:.2f}" if vals else "n/a"
+
+
 def render(a, results, all_jobs, tinfo, ours_base_rss):
     L = []
     L.append(f"## hyena vs PyTorch on the CPU ({a.threads} threads)\n")
@@ -271,7 +280,7 @@ def render(a, results, all_jobs, tinfo, ours_base_rss):
              "throughput, torch / ours for times and memory, so above 1 means hyena is ahead.\n")
     L.append(f"### Training and inference, vocab {a.vocab}, width {a.hidden}, {a.layers} layers, {a.heads} heads, "
              f"MLP {a.mlp}, seq {a.seq}, batch {a.batch} ({a.rounds} rounds, {a.reps} reps each)\n")
-    L.append("| model | metric | hyena | torch | ratio |\n|---|---|---|---|---|")
+    L.append("| model | metric | hyena | torch | ratio | per-round ratios |\n|---|---|---|---|---|---|")
     for m in ["teacher", "hyena_student"]:
         o, t = results.get(("hyena", ("train", m)), []), results.get(("torch", ("train", m)), [])
         rows = [("train tokens/s", "train_tokens_per_s", False, 0), ("forward tokens/s", "forward_tokens_per_s", False, 0),
@@ -279,7 +288,8 @@ def render(a, results, all_jobs, tinfo, ours_base_rss):
         for label, field, lower_better, d in rows:
             mo, mt = med(o, field), med(t, field)
             r = ratio(mt, mo) if lower_better else ratio(mo, mt)
-            L.append(f"| {m} | {label} | {fmt(mo, d)} | {fmt(mt, d)} | {r} |")
+            L.append(f"| {m} | {label} | {fmt(mo, d)} | {fmt(mt, d)} | {r} | "
+                     f"{round_ratios(o, t, field, not lower_better)} |")
         po, pt = med(o, "params"), med(t, "params")
         if po is not None and pt is not None and po != pt:
             L.append(f"| {m} | parameters DIFFER | {po} | {pt} | |")
@@ -289,8 +299,8 @@ def render(a, results, all_jobs, tinfo, ours_base_rss):
         if not lengths:
             continue
         L.append(f"\n### Hyena operator alone, {title}, batch 1, width {a.width} ({rounds} round{'s' if rounds != 1 else ''})\n")
-        L.append("| L | hyena ms | torch ms | torch / hyena | hyena peak RSS MB | torch peak RSS MB |\n"
-                 "|---|---|---|---|---|---|")
+        L.append("| L | hyena ms | torch ms | torch / hyena | per-round ratios | hyena peak RSS MB | torch peak RSS MB |\n"
+                 "|---|---|---|---|---|---|---|")
         for n in lengths:
             o, t = results.get(("hyena", (kind, n)), []), results.get(("torch", (kind, n)), [])
             mo, mt = med(o, field), med(t, field)
@@ -298,7 +308,8 @@ def render(a, results, all_jobs, tinfo, ours_base_rss):
             skip_t = next((r["skipped"] for r in t if "skipped" in r), None)
             so = fmt(mo, 2) if mo is not None else f"skipped ({skip_o})" if skip_o else "n/a"
             st = fmt(mt, 2) if mt is not None else f"skipped ({skip_t})" if skip_t else "n/a"
-            L.append(f"| {n} | {so} | {st} | {ratio(mt, mo)} | {fmt(med(o, 'peak_rss_mb'))} | "
+            L.append(f"| {n} | {so} | {st} | {ratio(mt, mo)} | {round_ratios(o, t, field, False)} | "
+                     f"{fmt(med(o, 'peak_rss_mb'))} | "
                      f"{fmt(med(t, 'peak_rss_mb'))} |")
 
     L.append("\n### Commands (each run once per round, in a fresh process)\n")

@@ -43,18 +43,18 @@ double rel_err(const std::vector<T>& a, const std::vector<T>& b) {
 
 // cpu (FFT) against cpu_ref (direct) for one size; dh starts non-zero to check accumulation.
 template <class T>
-void check_causal_parity(index_t batch, index_t seq, index_t channels, index_t pad, double tol) {
+void check_causal_parity(index_t batch, index_t seq, index_t channels, index_t pad, double tol, int threads = 0) {
   rng r(seq * 131 + channels);
   const index_t hs = seq + pad, n = batch * seq * channels;
   auto x = randn<T>(n, r), h = randn<T>(channels * hs, r), dy = randn<T>(n, r), dh0 = randn<T>(channels * hs, r);
   const T nan = std::numeric_limits<T>::quiet_NaN();
   std::vector<T> y_ref(n, nan), y_fast(n, nan), dx_ref(n, nan), dx_fast(n, nan), dh_ref = dh0, dh_fast = dh0;
-  backend::host_context ctx;
+  backend::host_context ctx(threads);
   cpu_ref::causal_conv_forward(ctx, batch, seq, channels, x.data(), h.data(), hs, y_ref.data());
   cpu::causal_conv_forward(ctx, batch, seq, channels, x.data(), h.data(), hs, y_fast.data());
   cpu_ref::causal_conv_backward(ctx, batch, seq, channels, x.data(), h.data(), hs, dy.data(), dx_ref.data(), dh_ref.data());
   cpu::causal_conv_backward(ctx, batch, seq, channels, x.data(), h.data(), hs, dy.data(), dx_fast.data(), dh_fast.data());
-  INFO("batch ", batch, " seq ", seq, " channels ", channels);
+  INFO("batch ", batch, " seq ", seq, " channels ", channels, " threads ", ctx.threads());
   CHECK(rel_err(y_fast, y_ref) < tol);
   CHECK(rel_err(dx_fast, dx_ref) < tol);
   CHECK(rel_err(dh_fast, dh_ref) < tol);
@@ -72,6 +72,20 @@ TEST_CASE("causal_conv: FFT (cpu) equals the direct conv (cpu_ref), forward and 
   }
   // More channels than one tile per thread, odd counts.
   check_causal_parity<float>(1, 48, 37, 1, 2e-5);
+}
+
+TEST_CASE("causal_conv: channel blocks, partial blocks and the thread schedules") {
+  // 40 channels: a full block of 2W lanes and a partial one (W = 16 floats, 8 doubles with AVX-512).
+  check_causal_parity<float>(3, 300, 40, 2, 2e-5);
+  check_causal_parity<double>(3, 300, 40, 2, 1e-12);
+  // Fewer blocks than threads: gangs of threads share a block, splitting the batch rows.
+  for (int threads : {2, 3, 4}) {
+    check_causal_parity<float>(5, 300, 32, 1, 2e-5, threads);
+    check_causal_parity<double>(5, 260, 16, 0, 1e-12, threads);
+  }
+  // More blocks than threads, not a multiple of them; a length just past a power of two.
+  check_causal_parity<float>(2, 129, 100, 0, 2e-5, 3);
+  check_causal_parity<float>(3, 513, 8, 0, 2e-5, 3);
 }
 
 TEST_CASE("causal_conv: a null dx or dh is skipped") {

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <typeindex>
+#include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -14,6 +15,15 @@
 #include "../config.hpp"
 
 namespace hyena::backend {
+
+// The calling thread's index in the current OpenMP team (0 outside parallel regions).
+inline int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
 
 class host_context {
  public:
@@ -33,6 +43,19 @@ class host_context {
     return *static_cast<State*>(it->second.get());
   }
 
+  // Buffers an op needs on every call, kept here so that calls after the first allocate
+  // nothing: `slots` buffers (one per thread, say) of at least `count` values of V, under the
+  // key Tag. Contents are left from the previous call: callers initialise what they read.
+  // Fetch them before a parallel region (this lookup is not thread-safe), index by thread.
+  template <class Tag, class V>
+  std::vector<std::vector<V>>& scratch(int slots, std::size_t count) {
+    auto& held = state<scratch_slots<Tag, V>>().slots;
+    if (static_cast<int>(held.size()) < slots) held.resize(static_cast<std::size_t>(slots));
+    for (auto& buf : held)
+      if (buf.size() < count) buf.resize(count);
+    return held;
+  }
+
   static int default_threads() {
 #ifdef _OPENMP
     return omp_get_max_threads();
@@ -42,6 +65,10 @@ class host_context {
   }
 
  private:
+  template <class Tag, class V>
+  struct scratch_slots {
+    std::vector<std::vector<V>> slots;
+  };
   int threads_;
   std::map<std::type_index, std::shared_ptr<void>> states_;
 };

@@ -1,13 +1,16 @@
 // cpu/conv.hpp: fast versions of the ops in cpu_ref/conv.hpp.
 //
 // Short conv: xsimd over the (contiguous) channels, OpenMP over rows or channels.
-// Causal (long) conv: FFT at size >= 2*seq (the zero padding removes the wrap-around),
-// real-to-complex, each channel's filter spectrum computed once per call and shared by
-// the whole batch, OpenMP over channels. Channels are handled in small tiles so the
-// strided gathers from the (batch, seq, channels) layout read whole cache lines.
+// Causal (long) conv: FFT at the power of two n >= 2*seq (the zero padding removes the
+// wrap-around) with channel_fft, whose SIMD lanes are adjacent channels, so a time step of a
+// block is one vector load. A block of 2W channels rides one complex transform (real lanes +
+// i * imaginary lanes), split into its two real spectra by Hermitian symmetry (cpu/fft.hpp).
+// Spectra stay in the FFT's scrambled order throughout (no permutations). Each block's filter
+// spectrum is computed once per call and shared by the batch; OpenMP runs over blocks, or over
+// batch rows within a block when there are fewer blocks than threads.
 #pragma once
 #include <algorithm>
-#include <complex>
+#include <type_traits>
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
@@ -32,83 +35,27 @@ inline void fma_into(index_t n, const T* a, const T* b, T* y) {
   for (; i < n; ++i) y[i] += a[i] * b[i];
 }
 
-// a * b and a * conj(b), written out: std::complex's operator* calls a slow NaN-safe routine.
-template <class T>
-inline std::complex<T> cmul(std::complex<T> a, std::complex<T> b) {
-  return {a.real() * b.real() - a.imag() * b.imag(), a.real() * b.imag() + a.imag() * b.real()};
-}
-template <class T>
-inline std::complex<T> cmul_conj(std::complex<T> a, std::complex<T> b) {
-  return {a.real() * b.real() + a.imag() * b.imag(), a.imag() * b.real() - a.real() * b.imag()};
-}
-
-// The (scaled) spectra of filters h[j, 0..seq-1], j < nc, into w.hf.
-template <class W, class T>
-void filter_spectra(W& w, index_t n, index_t seq, index_t nc, const T* h, index_t h_stride, T scale) {
-  const index_t m = real_fft<T>::spectrum_size(n);
-  for (index_t j = 0; j < nc; ++j) {
-    T* buf = w.b.data();
-    for (index_t s = 0; s < seq; ++s) buf[s] = h[j * h_stride + s] * scale;
-    std::fill(buf + seq, buf + n, T(0));
-    w.fft.forward(buf, w.hf.data() + j * m, n);
-  }
-}
-// buf[j*n + t] = src[t*ld + j] for t < seq, zero up to n.
-template <class T>
-void gather(T* buf, index_t n, index_t seq, index_t nc, const T* src, index_t ld) {
-  for (index_t t = 0; t < seq; ++t)
-    for (index_t j = 0; j < nc; ++j) buf[j * n + t] = src[t * ld + j];
-  for (index_t j = 0; j < nc; ++j) std::fill(buf + j * n + seq, buf + (j + 1) * n, T(0));
-}
-template <class T>
-void scatter(const T* buf, index_t n, index_t seq, index_t nc, T* dst, index_t ld) {
-  for (index_t t = 0; t < seq; ++t)
-    for (index_t j = 0; j < nc; ++j) dst[t * ld + j] = buf[j * n + t];
-}
-
-inline int thread_id() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
+struct short_taps_tag {};  // context scratch keys
+struct short_sums_tag {};
 
 }  // namespace conv_detail
 
-// Per-thread FFT plans and scratch, owned by the context (created on first use).
-template <class T>
-struct conv_fft_state {
-  static constexpr index_t tile = 8;  // channels per gather: 32 bytes of floats per row
-  struct worker {
-    real_fft<T> fft;
-    std::vector<T> a, b;                      // tile signals of length n
-    std::vector<std::complex<T>> hf, acc, u, v;  // tile spectra (hf, acc) and one-channel temporaries
-    void reserve(index_t n) {
-      index_t m = real_fft<T>::spectrum_size(n);
-      a.resize(tile * n);
-      b.resize(tile * n);
-      hf.resize(tile * m);
-      acc.resize(tile * m);
-      u.resize(m);
-      v.resize(m);
-    }
-  };
-  std::vector<worker> workers;
-  void ensure(int threads) {
-    if (static_cast<int>(workers.size()) < threads) workers.resize(threads);
-  }
-};
-
 template <class Base>
 struct cpu_conv_ops : Base {
+  // The short conv's taps as rows, wt[k][c] = weight[c][k], in a buffer the context keeps.
+  template <class T>
+  static const T* taps_as_rows(host_context& ctx, index_t channels, index_t kernel, const T* weight) {
+    T* wt = ctx.scratch<conv_detail::short_taps_tag, T>(1, kernel * channels)[0].data();
+    for (index_t c = 0; c < channels; ++c)
+      for (index_t k = 0; k < kernel; ++k) wt[k * channels + c] = weight[c * kernel + k];
+    return wt;
+  }
+
   template <class T>
   static void short_conv_forward(host_context& ctx, index_t batch, index_t seq, index_t channels, index_t kernel,
                                  const T* x, const T* weight, const T* bias, T* y) {
     Base::check_short_conv(batch, seq, channels, kernel);
-    std::vector<T> wt(kernel * channels);  // taps as rows: wt[k][c] = weight[c][k]
-    for (index_t c = 0; c < channels; ++c)
-      for (index_t k = 0; k < kernel; ++k) wt[k * channels + c] = weight[c * kernel + k];
+    const T* wt = taps_as_rows(ctx, channels, kernel, weight);
     parallel_ranges(ctx, batch * seq, std::max<index_t>(1, 4096 / std::max<index_t>(channels, 1)),
                     [&](index_t lo, index_t hi) {
       for (index_t r = lo; r < hi; ++r) {
@@ -117,7 +64,7 @@ struct cpu_conv_ops : Base {
         if (bias) std::copy(bias, bias + channels, yr);
         else std::fill(yr, yr + channels, T(0));
         for (index_t k = std::max<index_t>(0, kernel - 1 - t); k < kernel; ++k)
-          conv_detail::fma_into(channels, wt.data() + k * channels, x + (r - (kernel - 1) + k) * channels, yr);
+          conv_detail::fma_into(channels, wt + k * channels, x + (r - (kernel - 1) + k) * channels, yr);
       }
     });
   }
@@ -127,9 +74,7 @@ struct cpu_conv_ops : Base {
                                   const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias) {
     Base::check_short_conv(batch, seq, channels, kernel);
     if (dx) {
-      std::vector<T> wt(kernel * channels);
-      for (index_t c = 0; c < channels; ++c)
-        for (index_t k = 0; k < kernel; ++k) wt[k * channels + c] = weight[c * kernel + k];
+      const T* wt = taps_as_rows(ctx, channels, kernel, weight);
       parallel_ranges(ctx, batch * seq, std::max<index_t>(1, 4096 / std::max<index_t>(channels, 1)),
                       [&](index_t lo, index_t hi) {
         for (index_t r = lo; r < hi; ++r) {
@@ -138,17 +83,23 @@ struct cpu_conv_ops : Base {
           std::fill(dxr, dxr + channels, T(0));
           // x[s] reached y[s + K-1-k] through tap k.
           for (index_t k = std::max<index_t>(0, s + kernel - seq); k < kernel; ++k)
-            conv_detail::fma_into(channels, wt.data() + k * channels, dy + (r + (kernel - 1) - k) * channels, dxr);
+            conv_detail::fma_into(channels, wt + k * channels, dy + (r + (kernel - 1) - k) * channels, dxr);
         }
       });
     }
     if (!dweight && !dbias) return;
     // Sums over batch*seq rows: each thread owns a channel range; partial sums over
     // blocks of rows in T are flushed into double so long sums stay accurate.
+    auto& sums_t = ctx.scratch<conv_detail::short_sums_tag, T>(ctx.threads(), (kernel + 1) * channels);
+    auto& sums_d = ctx.scratch<conv_detail::short_sums_tag, double>(ctx.threads(), (kernel + 1) * channels);
     parallel_ranges(ctx, channels, 64, [&](index_t lo, index_t hi) {
       const index_t nc = hi - lo, flush_every = 64;
-      std::vector<T> bw(kernel * nc, T(0)), bb(nc, T(0));
-      std::vector<double> sw(kernel * nc, 0.0), sb(nc, 0.0);
+      T* bw = sums_t[thread_index()].data();  // kernel x nc tap sums, then nc bias sums
+      T* bb = bw + kernel * nc;
+      double* sw = sums_d[thread_index()].data();
+      double* sb = sw + kernel * nc;
+      std::fill(bw, bw + (kernel + 1) * nc, T(0));
+      std::fill(sw, sw + (kernel + 1) * nc, 0.0);
       auto flush = [&] {
         for (index_t i = 0; i < kernel * nc; ++i) sw[i] += bw[i], bw[i] = T(0);
         for (index_t i = 0; i < nc; ++i) sb[i] += bb[i], bb[i] = T(0);
@@ -159,7 +110,7 @@ struct cpu_conv_ops : Base {
           const T* dyr = dy + (b * seq + t) * channels + lo;
           if (dweight)
             for (index_t k = std::max<index_t>(0, kernel - 1 - t); k < kernel; ++k)
-              conv_detail::fma_into(nc, dyr, x + (b * seq + t - (kernel - 1) + k) * channels + lo, bw.data() + k * nc);
+              conv_detail::fma_into(nc, dyr, x + (b * seq + t - (kernel - 1) + k) * channels + lo, bw + k * nc);
           if (dbias)
             for (index_t i = 0; i < nc; ++i) bb[i] += dyr[i];
           if (++since == flush_every) flush(), since = 0;
@@ -179,28 +130,36 @@ struct cpu_conv_ops : Base {
     Base::check_causal_conv(batch, seq, channels, h_stride);
     if (batch * seq * channels == 0) return;
     using S = conv_fft_state<T>;
-    const index_t n = real_fft<T>::conv_size(seq), m = real_fft<T>::spectrum_size(n);
+    using V = typename S::vec;
+    namespace cd = conv_detail;
+    constexpr index_t w = S::lanes;
     auto& st = ctx.state<S>();
-    st.ensure(ctx.threads());
-    const T scale = T(1) / T(n);
-    parallel_ranges(ctx, channels, 4, [&](index_t lo, index_t hi) {
-      auto& w = st.workers[conv_detail::thread_id()];
-      w.reserve(n);
-      for (index_t c0 = lo; c0 < hi; c0 += S::tile) {
-        const index_t nc = std::min(S::tile, hi - c0);
-        conv_detail::filter_spectra(w, n, seq, nc, h + c0 * h_stride, h_stride, scale);
-        for (index_t b = 0; b < batch; ++b) {
-          conv_detail::gather(w.a.data(), n, seq, nc, x + b * seq * channels + c0, channels);
-          for (index_t j = 0; j < nc; ++j) {
-            w.fft.forward(w.a.data() + j * n, w.u.data(), n);
-            const std::complex<T>* hf = w.hf.data() + j * m;
-            for (index_t f = 0; f < m; ++f) w.u[f] = conv_detail::cmul(w.u[f], hf[f]);
-            w.fft.inverse(w.u.data(), w.a.data() + j * n, n);
-          }
-          conv_detail::scatter(w.a.data(), n, seq, nc, y + b * seq * channels + c0, channels);
+    const index_t n = S::conv_size(seq), nb = S::blocks(channels);
+    const auto& fft = st.plan(n);
+    st.ensure(ctx.threads(), n, false);
+    const T scale = T(1) / T(4 * n);  // the 1/2 of each split (data and filter) and the inverse's 1/n
+    auto work = [&](int tid, index_t k, index_t r0, index_t r1) {
+      if (r0 == r1) return;
+      auto& wk = st.workers[tid];
+      const auto b = cd::lane_block::of<S>(k, channels);
+      cd::filter_spectrum<S>(fft, wk, seq, h, h_stride, b, scale);
+      T* zr = wk.z.data();
+      T* zi = zr + n * w;
+      for (index_t r = r0; r < r1; ++r) {
+        cd::load_block<S>(zr, n, seq, x + r * seq * channels, channels, b);
+        fft.forward_scrambled(zr, zi, true);
+        for (const auto& [p, q] : fft.mirror_pairs()) {
+          const cd::mirror<V> m(zr, n, p, q), f(wk.hf.data(), n, p, q);
+          V y1r, y1i, y2r, y2i;
+          cd::cmul<false>(m.ur, m.ui, f.ur, f.ui, y1r, y1i);
+          cd::cmul<false>(m.vr, m.vi, f.vr, f.vi, y2r, y2i);
+          cd::merge(y1r, y1i, y2r, y2i, zr, zi, p, q);
         }
+        fft.inverse_scrambled(zr, zi, true);
+        cd::store_block<S>(zr, n, seq, y + r * seq * channels, channels, b);
       }
-    });
+    };
+    cd::run_blocks(ctx.threads(), nb, batch, n, work, [](int, index_t, int, index_t) {});
   }
 
   template <class T>
@@ -210,47 +169,93 @@ struct cpu_conv_ops : Base {
     if (!dx && !dh) return;
     if (seq == 0 || channels == 0) return;
     using S = conv_fft_state<T>;
-    const index_t n = real_fft<T>::conv_size(seq), m = real_fft<T>::spectrum_size(n);
+    using V = typename S::vec;
+    namespace cd = conv_detail;
+    constexpr index_t w = S::lanes;
     auto& st = ctx.state<S>();
-    st.ensure(ctx.threads());
-    const T scale = T(1) / T(n);
-    parallel_ranges(ctx, channels, 4, [&](index_t lo, index_t hi) {
-      auto& w = st.workers[conv_detail::thread_id()];
-      w.reserve(n);
-      for (index_t c0 = lo; c0 < hi; c0 += S::tile) {
-        const index_t nc = std::min(S::tile, hi - c0);
-        if (dx) conv_detail::filter_spectra(w, n, seq, nc, h + c0 * h_stride, h_stride, scale);
-        if (dh) std::fill(w.acc.begin(), w.acc.begin() + nc * m, std::complex<T>(0));
-        for (index_t b = 0; b < batch; ++b) {
-          conv_detail::gather(w.a.data(), n, seq, nc, dy + b * seq * channels + c0, channels);
-          if (dh) conv_detail::gather(w.b.data(), n, seq, nc, x + b * seq * channels + c0, channels);
-          for (index_t j = 0; j < nc; ++j) {
-            w.fft.forward(w.a.data() + j * n, w.u.data(), n);
-            if (dh) {
-              // dh is the correlation of dy with x: sum over the batch of DY * conj(X).
-              w.fft.forward(w.b.data() + j * n, w.v.data(), n);
-              std::complex<T>* acc = w.acc.data() + j * m;
-              for (index_t f = 0; f < m; ++f) acc[f] += conv_detail::cmul_conj(w.u[f], w.v[f]);
-            }
-            if (dx) {
-              // dx is the correlation of dy with h: DY * conj(H).
-              const std::complex<T>* hf = w.hf.data() + j * m;
-              for (index_t f = 0; f < m; ++f) w.u[f] = conv_detail::cmul_conj(w.u[f], hf[f]);
-              w.fft.inverse(w.u.data(), w.a.data() + j * n, n);
-            }
-          }
-          if (dx) conv_detail::scatter(w.a.data(), n, seq, nc, dx + b * seq * channels + c0, channels);
-        }
-        if (dh)
-          for (index_t j = 0; j < nc; ++j) {
-            w.fft.inverse(w.acc.data() + j * m, w.b.data(), n);
-            T* dhc = dh + (c0 + j) * h_stride;
-            for (index_t s = 0; s < seq; ++s) dhc[s] += w.b[s] * scale;
-          }
+    const index_t n = S::conv_size(seq), nb = S::blocks(channels), acc_len = 4 * (n / 2 + 1) * w;
+    const auto& fft = st.plan(n);
+    st.ensure(ctx.threads(), n, true);
+    const T scale = T(1) / T(4 * n);
+    // One batch row: DY (in z) and X (in x); dx = IFFT(DY conj(H)), acc += DY conj(X).
+    auto row = [&](auto with_dx, auto with_dh, typename S::worker& wk, index_t r, const cd::lane_block& b) {
+      T* zr = wk.z.data();
+      T* zi = zr + n * w;
+      T* xr = wk.x.data();
+      T* xi = xr + n * w;
+      cd::load_block<S>(zr, n, seq, dy + r * seq * channels, channels, b);
+      fft.forward_scrambled(zr, zi, true);
+      if constexpr (with_dh()) {
+        cd::load_block<S>(xr, n, seq, x + r * seq * channels, channels, b);
+        fft.forward_scrambled(xr, xi, true);
       }
-    });
+      T* acc = wk.acc.data();
+      for (const auto& [p, q] : fft.mirror_pairs()) {
+        const cd::mirror<V> d(zr, n, p, q);
+        if constexpr (with_dh()) {
+          const cd::mirror<V> m(xr, n, p, q);
+          V pr, pi;
+          cd::cmul<true>(d.ur, d.ui, m.ur, m.ui, pr, pi);
+          (V::load_aligned(acc) + pr).store_aligned(acc);
+          (V::load_aligned(acc + w) + pi).store_aligned(acc + w);
+          cd::cmul<true>(d.vr, d.vi, m.vr, m.vi, pr, pi);
+          (V::load_aligned(acc + 2 * w) + pr).store_aligned(acc + 2 * w);
+          (V::load_aligned(acc + 3 * w) + pi).store_aligned(acc + 3 * w);
+          acc += 4 * w;
+        }
+        if constexpr (with_dx()) {
+          const cd::mirror<V> f(wk.hf.data(), n, p, q);
+          V y1r, y1i, y2r, y2i;
+          cd::cmul<true>(d.ur, d.ui, f.ur, f.ui, y1r, y1i);
+          cd::cmul<true>(d.vr, d.vi, f.vr, f.vi, y2r, y2i);
+          cd::merge(y1r, y1i, y2r, y2i, zr, zi, p, q);
+        }
+      }
+      if constexpr (with_dx()) {
+        fft.inverse_scrambled(zr, zi, true);
+        cd::store_block<S>(zr, n, seq, dx + r * seq * channels, channels, b);
+      }
+    };
+    auto work = [&](int tid, index_t k, index_t r0, index_t r1) {
+      auto& wk = st.workers[tid];
+      const auto b = cd::lane_block::of<S>(k, channels);
+      if (dh) std::fill(wk.acc.begin(), wk.acc.begin() + acc_len, T(0));
+      if (r0 == r1) return;
+      if (dx) cd::filter_spectrum<S>(fft, wk, seq, h, h_stride, b, scale);
+      using yes = std::true_type;
+      using no = std::false_type;
+      for (index_t r = r0; r < r1; ++r) {
+        if (dx && dh) row(yes{}, yes{}, wk, r, b);
+        else if (dx) row(yes{}, no{}, wk, r, b);
+        else row(no{}, yes{}, wk, r, b);
+      }
+    };
+    // dh: sum the gang's spectra, back to the time domain, add into the filter rows.
+    auto finish = [&](int tid, index_t k, int first, index_t gang) {
+      if (!dh) return;
+      auto& wk = st.workers[tid];
+      T* acc = wk.acc.data();
+      for (index_t g = 0; g < gang; ++g)
+        if (first + g != tid) {
+          const T* other = st.workers[first + g].acc.data();
+          for (index_t i = 0; i < acc_len; i += w)
+            (V::load_aligned(acc + i) + V::load_aligned(other + i)).store_aligned(acc + i);
+        }
+      T* zr = wk.z.data();
+      T* zi = zr + n * w;
+      const V sc(scale);
+      for (const auto& [p, q] : fft.mirror_pairs()) {
+        cd::merge(V::load_aligned(acc) * sc, V::load_aligned(acc + w) * sc, V::load_aligned(acc + 2 * w) * sc,
+                  V::load_aligned(acc + 3 * w) * sc, zr, zi, p, q);
+        acc += 4 * w;
+      }
+      fft.inverse_scrambled(zr, zi, true);
+      const auto b = cd::lane_block::of<S>(k, channels);
+      cd::for_tiles<S>(seq, b, [&](index_t l, index_t s) { dh[(b.c0 + l) * h_stride + s] += zr[s * w + l]; },
+                       [&](index_t l, index_t s) { dh[(b.c0 + w + l) * h_stride + s] += zi[s * w + l]; });
+    };
+    cd::run_blocks(ctx.threads(), nb, batch, n, work, finish);
   }
-
 };
 
 }  // namespace hyena::backend

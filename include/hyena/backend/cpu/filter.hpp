@@ -13,29 +13,28 @@ namespace hyena::backend {
 
 namespace filter_detail {
 
-inline int thread_id() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
 // out[c] += sum_r row_r[c], where row(r, tmp) writes row r's terms (cols of them) into tmp.
 // Each thread sums its rows in T over short blocks that are flushed into double (accurate
 // without a double SIMD path); the threads' double partials are then combined.
+struct column_sums_tag {};
+struct sin_backward_tag {};
+
 template <class T, class RowFn>
 void column_sums(host_context& ctx, index_t rows, index_t cols, RowFn row, T* out) {
-  std::vector<std::vector<double>> partial(ctx.threads(), std::vector<double>(cols, 0.0));
+  auto& partial = ctx.scratch<column_sums_tag, double>(ctx.threads(), cols);
+  auto& buffers = ctx.scratch<column_sums_tag, T>(ctx.threads(), 2 * cols);  // a block sum and one row
+  for (int t = 0; t < ctx.threads(); ++t) std::fill(partial[t].begin(), partial[t].begin() + cols, 0.0);
   parallel_ranges(ctx, rows, std::max<index_t>(1, 8192 / std::max<index_t>(cols, 1)), [&](index_t lo, index_t hi) {
-    auto& sum = partial[thread_id()];
-    std::vector<T> block(cols, T(0)), tmp(cols);
+    double* sum = partial[thread_index()].data();
+    T* block = buffers[thread_index()].data();
+    T* tmp = block + cols;
+    std::fill(block, block + cols, T(0));
     index_t since = 0;
     auto flush = [&] {
       for (index_t c = 0; c < cols; ++c) sum[c] += block[c], block[c] = T(0);
     };
     for (index_t r = lo; r < hi; ++r) {
-      row(r, tmp.data());
+      row(r, tmp);
       for (index_t c = 0; c < cols; ++c) block[c] += tmp[c];
       if (++since == 64) flush(), since = 0;
     }
@@ -43,7 +42,7 @@ void column_sums(host_context& ctx, index_t rows, index_t cols, RowFn row, T* ou
   });
   for (index_t c = 0; c < cols; ++c) {
     double s = 0;
-    for (auto& p : partial) s += p[c];
+    for (int t = 0; t < ctx.threads(); ++t) s += partial[t][c];
     out[c] += T(s);
   }
 }
@@ -89,14 +88,16 @@ struct cpu_filter_ops : Base {
         for (index_t c = 0; c < cols; ++c) out[c] *= xr[c];
       }, dfreq);
     // dx last: it may alias dy.
-    if (dx)
+    if (dx) {
+      auto& rows_tmp = ctx.scratch<filter_detail::sin_backward_tag, T>(ctx.threads(), cols);
       parallel_ranges(ctx, rows, std::max<index_t>(1, 4096 / std::max<index_t>(cols, 1)), [&](index_t lo, index_t hi) {
-        std::vector<T> tmp(cols);
+        T* tmp = rows_tmp[thread_index()].data();
         for (index_t r = lo; r < hi; ++r) {
-          dy_cos(r, tmp.data());
+          dy_cos(r, tmp);
           for (index_t c = 0; c < cols; ++c) dx[r * cols + c] = tmp[c] * freq[c];
         }
       });
+    }
   }
 
   // The window as a geometric progression per channel, r_c^n with r_c = exp(-|delta_c| t_step),

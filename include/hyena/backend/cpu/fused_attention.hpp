@@ -202,13 +202,6 @@ struct cpu_fused_attention_ops : Base {
     W::grow(w.small, packed_size<T>(block, D));
     W::grow(w.apack, tile<T>::mc * tile<T>::kc);
   }
-  static int thread_index() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-  }
 };
 
 }  // namespace hyena::backend

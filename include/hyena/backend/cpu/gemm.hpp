@@ -103,13 +103,6 @@ struct cpu_gemm_ops : Base {
   }
 
  private:
-  static int thread_index() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-  }
   static int thread_count() {
 #ifdef _OPENMP
     return omp_get_num_threads();

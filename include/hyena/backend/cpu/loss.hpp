@@ -20,6 +20,11 @@
 
 namespace hyena::backend {
 
+namespace loss_detail {
+struct rows_tag {};    // per-row losses of one call
+struct chunks_tag {};  // per-chunk partial sums of one call
+}  // namespace loss_detail
+
 namespace loss_simd {
 
 template <class T>
@@ -86,13 +91,14 @@ struct cpu_loss_ops : Base {
     using B = batch<T>;
     constexpr index_t w = width<T>;
     Base::count_targets(ctx, rows, vocab, targets);  // throws before any thread starts
-    std::vector<double> row_loss(static_cast<std::size_t>(rows), 0.0);
+    auto& row_loss = ctx.scratch<loss_detail::rows_tag, double>(1, static_cast<std::size_t>(rows))[0];  // every row is set
     parallel_ranges(ctx, rows, rows_per_thread(vocab), [&](index_t lo, index_t hi) {
       for (index_t r = lo; r < hi; ++r) {
         const T* x = logits + r * vocab;
         T* g = dlogits ? dlogits + r * vocab : nullptr;
         std::int32_t t = targets[r];
         if (t == ignore_target) {
+          row_loss[r] = 0;
           if (g) std::fill(g, g + vocab, T(0));
           continue;
         }
@@ -124,7 +130,7 @@ struct cpu_loss_ops : Base {
     HYENA_CHECK(temperature > T(0), "kl_divergence: temperature must be positive, got ", temperature);
     const T inv_tau = T(1) / temperature;
     const B kb(inv_tau);
-    std::vector<double> row_loss(static_cast<std::size_t>(rows), 0.0);
+    auto& row_loss = ctx.scratch<loss_detail::rows_tag, double>(1, static_cast<std::size_t>(rows))[0];  // every row is set
     parallel_ranges(ctx, rows, rows_per_thread(2 * vocab), [&](index_t lo, index_t hi) {
       for (index_t r = lo; r < hi; ++r) {
         const T* t = teacher + r * vocab;
@@ -170,7 +176,7 @@ struct cpu_loss_ops : Base {
     using B = batch<T>;
     constexpr index_t chunk = index_t(1) << 13;
     const index_t chunks = (n + chunk - 1) / chunk;
-    std::vector<double> part(static_cast<std::size_t>(chunks), 0.0);
+    auto& part = ctx.scratch<loss_detail::chunks_tag, double>(1, static_cast<std::size_t>(chunks))[0];  // every chunk is set
     const T k = T(2) * grad_scale;
     const B kb(k);
     parallel_ranges(ctx, chunks, 2, [&](index_t lo, index_t hi) {
@@ -194,7 +200,7 @@ struct cpu_loss_ops : Base {
       }
     });
     double total = 0;
-    for (double p : part) total += p;
+    for (index_t c = 0; c < chunks; ++c) total += part[c];
     return total;
   }
 };
