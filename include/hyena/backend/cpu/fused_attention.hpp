@@ -47,11 +47,17 @@ void softmax_rows(index_t rows, index_t t0, index_t kend, T* s, index_t lds, T* 
   for (index_t i = 0; i < rows; ++i) {
     T* r = s + i * lds;
     const index_t n = t0 + i + 1;
-    T mx = r[0];
-    for (index_t j = 1; j < n; ++j) mx = std::max(mx, r[j]);
     index_t j = 0;
-    for (; j + w <= n; j += w) xsimd::exp(batch::load_unaligned(r + j) - mx).store_unaligned(r + j);
+    batch vmax(r[0]);
+    for (; j + w <= n; j += w) vmax = xsimd::max(vmax, batch::load_unaligned(r + j));
+    alignas(64) T lanes[w];
+    vmax.store_aligned(lanes);
+    T mx = *std::max_element(lanes, lanes + w);
+    for (; j < n; ++j) mx = std::max(mx, r[j]);
+    // exp over whole vectors, past n where the row has room (those lanes are zeroed next).
+    for (j = 0; j < n && j + w <= lds; j += w) xsimd::exp(batch::load_unaligned(r + j) - mx).store_unaligned(r + j);
     for (; j < n; ++j) r[j] = std::exp(r[j] - mx);
+    std::fill(r + n, r + std::min(kend, j), T(0));
     const double sum = attention_detail::blocked_dot<T>(r, nullptr, n);
     const T inv = static_cast<T>(1.0 / sum);
     for (j = 0; j + w <= n; j += w) (batch::load_unaligned(r + j) * inv).store_unaligned(r + j);
@@ -70,7 +76,7 @@ void probabilities_from_lse(index_t rows, index_t t0, index_t kend, T* s, index_
     T* r = s + i * lds;
     const index_t n = t0 + i + 1;
     index_t j = 0;
-    for (; j + w <= n; j += w) xsimd::exp(batch::load_unaligned(r + j) - lse[i]).store_unaligned(r + j);
+    for (; j < n && j + w <= lds; j += w) xsimd::exp(batch::load_unaligned(r + j) - lse[i]).store_unaligned(r + j);
     for (; j < n; ++j) r[j] = std::exp(r[j] - lse[i]);
     std::fill(r + n, r + kend, T(0));
   }
