@@ -1,5 +1,5 @@
 // bench_core: the first numbers of the library (see docs/results.md).
-//   1. matrix products: GFLOP/s of the cpu backend (Eigen) on the shapes the models use
+//   1. matrix products: GFLOP/s of the cpu backend on the shapes the models use (bench_gemm has more)
 //   2. the long convolution: FFT (cpu) against the direct O(L^2) loops (cpu_ref)
 //   3. one mixer, forward + backward: attention against the Hyena operator, d = 128
 // Prints markdown tables. Usage: bench_core [--quick] [--max-len N]
