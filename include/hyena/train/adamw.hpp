@@ -100,6 +100,16 @@ class adamw {
     }
     layout l{this};
     arena_.bind(l);
+    // The update's work list: every non-frozen tensor cut into pieces of at most `piece`
+    // values, so that one parallel loop spreads small tensors (biases, norms, filters) over the
+    // threads as well as large ones.
+    constexpr index_t piece = index_t(1) << 14;
+    for (std::size_t k = 0; k < slots_.size(); ++k) {
+      if (slots_[k].group.frozen) continue;
+      const index_t n = slots_[k].param.numel();
+      for (index_t lo = 0; lo < n; lo += piece) pieces_.push_back({k, lo, std::min(n, lo + piece)});
+      total_ += n;
+    }
   }
 
   // One update of every non-frozen tensor at learning rate `lr` (before group scaling).
@@ -110,15 +120,16 @@ class adamw {
                 " is not exactly representable in the state type");
     const double b1 = cfg_.beta1, b2 = cfg_.beta2, eps = cfg_.eps;
     const double bc1 = 1 - std::pow(b1, double(t)), bc2_sqrt = std::sqrt(1 - std::pow(b2, double(t)));
-    for (auto& s : slots_) {
-      if (s.group.frozen) continue;
+    const index_t count = static_cast<index_t>(pieces_.size());
+#pragma omp parallel for schedule(dynamic) if (total_ >= (index_t(1) << 16))
+    for (index_t c = 0; c < count; ++c) {
+      const piece_of& pc = pieces_[c];
+      slot& s = slots_[pc.slot];
       const double lr_g = lr * s.group.lr_scale;
       const double decay = 1 - lr_g * s.group.weight_decay, step_size = lr_g / bc1;
       T *p = s.param.data, *m = s.m.data, *v = s.v.data;
       const T* g = s.grad.data;
-      const index_t n = s.param.numel();
-#pragma omp parallel for schedule(static) if (n >= (index_t(1) << 16))
-      for (index_t i = 0; i < n; ++i) {
+      for (index_t i = pc.begin; i < pc.end; ++i) {
         const double gi = g[i];
         const double mi = b1 * double(m[i]) + (1 - b1) * gi;
         const double vi = b2 * double(v[i]) + (1 - b2) * gi * gi;
@@ -176,6 +187,12 @@ class adamw {
 
   config cfg_;
   std::vector<slot> slots_;
+  struct piece_of {
+    std::size_t slot;
+    index_t begin, end;
+  };
+  std::vector<piece_of> pieces_;  // see the constructor
+  index_t total_ = 0;
   arena<T> arena_;
   view<T> step_view_;  // (1): the update count, stored as T so it checkpoints with m and v
 };
