@@ -84,7 +84,6 @@ void bench_mixers(backend::host_context& ctx, index_t max_len) {
   std::printf("| L | attention ms | Hyena ms | attention / Hyena |\n|---|---|---|---|\n");
   for (index_t L = 256; L <= max_len; L *= 2) {
     auto mc = models::gpt_neox_config(256, 128, 1, 4, 512, L);
-    mc.hyena_filter_order = 64;
     double ta = time_mixer<nn::attention>(ctx, mc, L);
     double th = time_mixer<nn::hyena_operator>(ctx, mc, L);
     std::printf("| %lld | %.2f | %.2f | %.2f |\n", (long long)L, ta * 1e3, th * 1e3, ta / th);

@@ -78,7 +78,6 @@ double fft_workspace_bytes(index_t L, bool backward) {
 
 void run_length(backend::host_context& ctx, const options& o, index_t L, double base_mb) {
   auto mc = models::gpt_neox_config(256, o.width, 1, 1, 4 * o.width, L);
-  mc.hyena_filter_order = 64;
   const auto cfg = op::config::from(mc);
   const char* key = o.forward_only ? "fwd_ms" : "fwd_bwd_ms";
 

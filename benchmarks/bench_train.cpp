@@ -24,7 +24,6 @@ struct shape_args {
 template <class Model>
 void run(const char* name, const shape_args& s) {
   auto cfg = models::gpt_neox_config(s.vocab, s.hidden, s.layers, s.heads, s.mlp, s.seq);
-  cfg.hyena_filter_order = 64;
   Model m(cfg);
   rng r(0);
   m.init(r);

@@ -158,19 +158,16 @@ int main(int argc, char** argv) {
   t0 = now();
   rng r(11);
   auto distilled = models::make_student<student_t>(teacher, r);
-  train::distill_options d;
-  d.batch = batch;
-  d.seq = seq;
-  d.seed = 5;
-  d.progress = false;
-  d.stage1_tokens_per_layer = stage1_steps_per_layer * step_tokens;
-  d.stage1_lr = 3e-3;
-  d.stage2_tokens = stage2_steps * step_tokens;
-  d.stage2_lr = 2e-3;
-  d.stage2_min_lr = 2e-4;
-  d.stage2_warmup = stage2_steps / 20;
-  d.tau = 1.0;
-  d.alpha = 0.8;
+  train::distill_options d;  // the library's recipe (attention init, operator + output alignment, forward KL)
+  d.train.batch = batch;
+  d.train.seq = seq;
+  d.train.seed = 5;
+  d.train.progress = false;
+  d.train.lr = 2e-3;
+  d.train.min_lr = 2e-4;
+  d.stage1_steps_per_layer = stage1_steps_per_layer;
+  d.train.steps = stage2_steps;
+  d.train.warmup = stage2_steps / 20;
   train::distiller<teacher_t, student_t> dist(teacher, distilled, d);
   auto dr = dist.run(ctx, train_file.tokens());
   const double t_distill = now() - t0;
@@ -192,12 +189,13 @@ int main(int argc, char** argv) {
   std::printf("Token budget per student: %lld tokens (batch %lld x seq %lld x %lld steps).\n",
               (long long)(total_steps * step_tokens), (long long)batch, (long long)seq, (long long)total_steps);
   std::printf("- scratch: cross-entropy, AdamW lr 3e-3 cosine, %.1f s\n", t_scratch);
-  std::printf("- distilled: shared weights copied from the teacher, stage 1 %lld steps per layer (%lld tokens), "
-              "stage 2 %lld steps (%lld tokens; 0.8 KL(t=1) + 0.2 CE), %.1f s\n",
-              (long long)stage1_steps_per_layer, (long long)dr.stage1_tokens, (long long)stage2_steps,
-              (long long)dr.stage2.tokens, t_distill);
-  for (const auto& l : dr.stage1)
-    std::printf("  stage 1 layer %lld: normalised MSE %.4f -> %.4f\n", (long long)l.layer, l.first_loss, l.last_loss);
+  std::printf("- distilled (%lld + %lld tokens, %.1f s):\n%s", (long long)dr.stage1_tokens, (long long)dr.stage2.tokens,
+              t_distill, dist.describe().c_str());
+  for (std::size_t i = 0; i < dr.fit.size(); ++i)
+    std::printf("  layer %lld fit (normalised operator / mixer-output error): after stage 0 %.4f / %.4f, after "
+                "stage 1 %.4f / %.4f\n",
+                (long long)dr.fit[i].layer, dr.fit_initial[i].operator_error, dr.fit_initial[i].output_error,
+                dr.fit[i].operator_error, dr.fit[i].output_error);
   std::printf("\n| model | held-out loss (nats/token) | perplexity | KL(teacher \\|\\| model) (nats/token) |\n");
   std::printf("|---|---|---|---|\n");
   std::printf("| teacher (attention, pretrained) | %.4f | %.3f | %.4f |\n", st.loss, st.ppl, st.kl);

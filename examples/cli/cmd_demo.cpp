@@ -23,7 +23,9 @@ namespace fs = std::filesystem;
 struct demo_args {
   std::string corpus, out = "runs/demo", preset = "small", teacher;
   index_t teacher_tokens = 0, student_tokens = 0, eval_tokens = -1, batch = 0;
-  double stage1_fraction = 0.25, tau = 2.0, alpha = 0.5, beta = 0.0, lr = 0, stage1_lr = 3e-3;
+  double stage1_fraction = train::recommended_stage1_fraction, lr = 0;
+  train::distill_options d;  // the measured recipe; the demo sets the budget, lr and folders
+  std::string init = "attention", kd = "forward";
   std::uint64_t seed = 0;
   int threads = 0;
 };
@@ -171,6 +173,7 @@ void run_demo(const demo_args& a) {
        test_f = write(corpus.test, "test.tok");
 
   auto cfg = preset(a.preset, "gpt_neox", tok.vocab_size());
+  const auto hyena = preset_hyena(a.preset);
   const index_t seq = cfg.max_seq;
   auto trainer_opts = [&](index_t tokens, const std::string& label, const std::string& run) {
     train::trainer_options o;
@@ -211,34 +214,28 @@ void run_demo(const demo_args& a) {
              {{"demo.tokens", std::to_string(t_rep.tokens)}, {"demo.seconds", std::to_string(t_rep.seconds)}});
 
   // 2. Hyena student from scratch, same architecture as the distilled one.
-  hyena_gpt_neox scratch(cfg);
+  hyena_gpt_neox scratch({cfg, hyena});
   rng rs(a.seed + 1);
   scratch.init(rs);
   auto s_rep = train_from_scratch(scratch, ctx, trainer_opts(student_tokens, "scratch student", "scratch"),
                                   train_f.tokens(), valid_f.tokens(), "scratch");
   save_model((dir / "scratch" / "model.safetensors").string(), scratch, "hyena_gpt_neox");
 
-  // 3. Distilled student: stage 1 on a fraction of the budget, stage 2 on the rest.
+  // 3. Distilled student: the measured recipe, stage 1 on a fraction of the budget, stage 2
+  //    on the rest.
   rng rd(a.seed + 1);
-  auto distilled = models::make_student<hyena_gpt_neox>(teacher, rd);
-  train::distill_options d;
-  d.batch = batch;
-  d.seq = seq;
-  d.seed = a.seed;
-  d.stage1_tokens_per_layer = index_t(a.stage1_fraction * double(student_tokens)) / cfg.layers;
-  d.stage1_lr = a.stage1_lr;
-  const index_t stage1_total = steps_for(d.stage1_tokens_per_layer, batch, seq) * batch * seq * cfg.layers;
-  d.stage2_tokens = std::max<index_t>(batch * seq, student_tokens - (d.stage1_tokens_per_layer > 0 ? stage1_total : 0));
-  d.stage2_lr = a.lr > 0 ? a.lr : budget.lr;
-  d.stage2_min_lr = d.stage2_lr / 10;
-  d.stage2_warmup = std::max<index_t>(1, steps_for(d.stage2_tokens, batch, seq) / 20);
-  d.tau = a.tau;
-  d.alpha = a.alpha;
-  d.beta = a.beta;
-  d.eval_every = std::max<index_t>(1, steps_for(d.stage2_tokens, batch, seq) / budget.eval_points);
-  d.eval.max_tokens = eval_tokens;
-  d.run_dir = (dir / "distilled").string();
-  auto d_rep = distill_student(teacher, distilled, ctx, d, train_f.tokens(), valid_f.tokens(), "distilled");
+  auto distilled = models::make_student<hyena_gpt_neox>(teacher, rd, hyena);
+  train::distill_options d = a.d;
+  d.train = trainer_opts(student_tokens, "stage 2", "distilled");
+  d.init = a.init == "random" ? train::student_init::random : train::student_init::attention;
+  train::parse_kd(a.kd, d);
+  train::set_token_budget(d, student_tokens, cfg.layers, a.stage1_fraction);
+  d.train.warmup = std::max<index_t>(1, d.train.steps / 20);
+  d.train.eval_every = std::max<index_t>(1, d.train.steps / budget.eval_points);
+  train::distiller<gpt_neox, hyena_gpt_neox> distiller(teacher, distilled, d);
+  std::fprintf(stderr, "%s", distiller.describe().c_str());
+  train::distill_result d_res;
+  auto d_rep = run_distiller(distiller, distilled, ctx, train_f.tokens(), valid_f.tokens(), "distilled", &d_res);
   save_model((dir / "distilled" / "model.safetensors").string(), distilled, "hyena_gpt_neox");
 
   // 4. Evaluation on the held-out splits and the report.
@@ -257,12 +254,11 @@ void run_demo(const demo_args& a) {
      << ", test " << test_f.size() << "\n"
      << "- preset `" << a.preset << "`: GPT-NeoX shape, width " << cfg.hidden << ", " << cfg.layers << " layers, "
      << cfg.heads << " heads, MLP " << cfg.intermediate << ", context " << seq << ", batch " << batch
-     << "; the students replace attention by an order-" << cfg.hyena_order << " Hyena operator (filter FFN "
-     << cfg.hyena_filter_order << ")\n"
+     << "; the students replace attention by an order-" << hyena.order << " Hyena operator (filter FFN "
+     << hyena.filter_order << ")\n"
      << "- evaluation: " << (eval_tokens > 0 ? "the first " + std::to_string(eval_tokens) + " tokens" : std::string("all tokens"))
      << " of each split, non-overlapping windows of " << seq << "\n"
-     << "- distillation: stage 1 " << d.stage1_tokens_per_layer << " tokens per layer (mixer-output MSE), stage 2 "
-     << d.stage2_tokens << " tokens with tau " << d.tau << ", alpha " << d.alpha << ", beta " << d.beta << "\n\n";
+     << "- distillation (" << d_rep.tokens << " tokens):\n\n```\n" << distiller.describe() << "```\n\n";
   md << "| model | parameters | training tokens | wall time (s) | valid loss | valid ppl | valid bits/byte | test loss | test ppl | test bits/byte";
   md << (corpus.wikitext ? " | test word ppl |\n|---|---|---|---|---|---|---|---|---|---|---|\n" : " |\n|---|---|---|---|---|---|---|---|---|---|\n");
   auto row = [&](const char* name, const stage_report& r, const scored& s) {
@@ -286,6 +282,21 @@ void run_demo(const demo_args& a) {
   else
     md << "The distilled student did not reach the from-scratch student's final validation loss (" << scratch_final
        << ") within its " << d_rep.tokens << " tokens.\n\n";
+  if (!d_res.fit.empty()) {
+    md << "How well each distilled Hyena mixer fits its teacher layer after stage 1 (normalised errors on held-out "
+          "windows, given the teacher's input; 0 is exact, 1 is no better than zero):\n\n"
+       << "| layer | operator error (after stage 0) | operator error | mixer-output error (after stage 0) | "
+          "mixer-output error |\n|---|---|---|---|---|\n";
+    for (std::size_t i = 0; i < d_res.fit.size(); ++i) {
+      const auto& f = d_res.fit[i];
+      const auto* f0 = i < d_res.fit_initial.size() ? &d_res.fit_initial[i] : nullptr;
+      char buf[256];
+      std::snprintf(buf, sizeof buf, "| %lld | %.4f | %.4f | %.4f | %.4f |\n", (long long)f.layer,
+                    f0 ? f0->operator_error : NAN, f.operator_error, f0 ? f0->output_error : NAN, f.output_error);
+      md << buf;
+    }
+    md << "\n";
+  }
   md << "![validation loss](val_loss.png)\n\nValidation curves: `val_loss.dat`; per-step metrics: `*/metrics.jsonl`; "
         "models: `*/model.safetensors`.\n";
   md.close();
@@ -307,11 +318,16 @@ void add_demo_command(CLI::App& app) {
       ->check(CLI::ExistingFile);
   c->add_option("--student-tokens", a->student_tokens, "tokens for each student (default: the preset's)");
   c->add_option("--stage1-fraction", a->stage1_fraction, "share of the student budget spent in stage 1")->capture_default_str();
-  c->add_option("--stage1-lr", a->stage1_lr, "stage 1 learning rate")->capture_default_str();
+  c->add_option("--stage1-lr", a->d.stage1_lr, "stage 1 learning rate")->capture_default_str();
+  c->add_option("--init", a->init, "distilled student's mixers: from the teacher's attention, or at random")
+      ->check(CLI::IsMember({"attention", "random"}))->capture_default_str();
+  c->add_option("--operator-fraction", a->d.stage1_operator_fraction, "share of stage 1 spent on operator alignment")
+      ->capture_default_str();
+  c->add_option("--kd", a->kd, "stage 2 divergence: forward, reverse or topk:K")->capture_default_str();
   c->add_option("--lr", a->lr, "peak learning rate (default: the preset's)");
-  c->add_option("--tau", a->tau, "distillation temperature")->capture_default_str();
-  c->add_option("--alpha", a->alpha, "weight of KL in stage 2")->capture_default_str();
-  c->add_option("--beta", a->beta, "weight of the hidden-state MSE in stage 2")->capture_default_str();
+  c->add_option("--tau", a->d.tau, "distillation temperature")->capture_default_str();
+  c->add_option("--alpha", a->d.alpha, "weight of the divergence in stage 2 (1-alpha on cross-entropy)")->capture_default_str();
+  c->add_option("--beta", a->d.beta, "weight of the hidden-state MSE in stage 2")->capture_default_str();
   c->add_option("--batch", a->batch, "sequences per step (default: the preset's)");
   c->add_option("--eval-tokens", a->eval_tokens, "tokens of each split to evaluate (0: all; default: the preset's)");
   c->add_option("--seed", a->seed, "seed")->capture_default_str();

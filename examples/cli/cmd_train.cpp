@@ -29,11 +29,13 @@ struct train_cli_options {
   int threads = 0;
 };
 
-// The model shape: a preset, or a JSON object (inline, or a file holding one). The vocab
-// comes from the token file unless the JSON sets it; kv_heads defaults to heads.
-models::model_config model_shape(const train_cli_options& o, index_t data_vocab) {
+// The model config: a preset, or a JSON object (inline, or a file holding one; a Hyena
+// student's operator under "mixer"). The vocab comes from the token file unless the JSON
+// sets it; kv_heads defaults to heads.
+template <class Model>
+typename Model::config_type model_shape(const train_cli_options& o, index_t data_vocab) {
   HYENA_CHECK(o.preset.empty() != o.config.empty(), "train: give exactly one of --preset and --config");
-  if (!o.preset.empty()) return preset(o.preset, o.arch, data_vocab);
+  if (!o.preset.empty()) return preset_config<Model>(o.preset, o.arch, data_vocab);
   std::string text = o.config;
   if (text.find('{') == std::string::npos) {
     HYENA_CHECK(std::filesystem::is_regular_file(text), "train: --config file ", text, " not found");
@@ -43,7 +45,7 @@ models::model_config model_shape(const train_cli_options& o, index_t data_vocab)
   HYENA_CHECK(!j.is_discarded(), "train: --config is not valid JSON");
   if (j.is_object() && !j.contains("vocab")) j["vocab"] = data_vocab;
   if (j.is_object() && j.contains("heads") && !j.contains("kv_heads")) j["kv_heads"] = j["heads"];  // no GQA unless asked
-  return models::model_config_from_json(j);
+  return models::config_from_json<typename Model::config_type>(j);
 }
 
 io::token_file open_tokens(const std::string& path, const char* what, index_t model_vocab) {
@@ -57,7 +59,7 @@ io::token_file open_tokens(const std::string& path, const char* what, index_t mo
 // Trains a fresh model of `cfg`, or continues from `start`'s weights when given.
 template <class Model>
 void train_model(const train_cli_options& o, const std::string& arch, const io::token_file& train_tokens,
-                 models::model_config cfg, Model* start = nullptr) {
+                 typename Model::config_type cfg, Model* start = nullptr) {
   const index_t seq = o.seq > 0 ? o.seq : cfg.max_seq;
   HYENA_CHECK(seq <= cfg.max_seq, "train: --seq ", seq, " exceeds the model's max_seq ", cfg.max_seq);
   HYENA_CHECK(train_tokens.size() > seq, "train: ", train_tokens.path(), " has ", train_tokens.size(),
@@ -100,7 +102,8 @@ void train_model(const train_cli_options& o, const std::string& arch, const io::
   const std::string ckpt = tr.checkpoint_path();
   if (t.resume && std::filesystem::exists(ckpt)) {
     auto f = io::safetensors_file::open(ckpt);
-    HYENA_CHECK(models::to_json(train::checkpoint_config(f)) == models::to_json(cfg), "train: ", ckpt,
+    HYENA_CHECK(models::to_json(train::checkpoint_config<typename Model::config_type>(f)) == models::to_json(cfg),
+                "train: ", ckpt,
                 " holds a model of another shape; use --no-resume or another --out");
     auto step = f.metadata().find("train.step");
     std::printf("resuming from step %s of %s\n", step == f.metadata().end() ? "?" : step->second.c_str(),
@@ -142,7 +145,7 @@ void run_train(const train_cli_options& o) {
   with_arch(o.arch, [&](auto tag) {
     using Model = typename decltype(tag)::type;
     io::token_file probe(o.train_path, false);
-    auto cfg = model_shape(o, probe.vocab());
+    auto cfg = model_shape<Model>(o, probe.vocab());
     auto train_tokens = open_tokens(o.train_path, "--train", cfg.vocab);
     train_model<Model>(o, o.arch, train_tokens, cfg);
   });

@@ -46,16 +46,10 @@ inline std::string student_arch(const std::string& teacher) {
 inline models::model_config preset(const std::string& name, const std::string& arch, index_t vocab) {
   const bool is_llama = arch.find("llama") != std::string::npos;
   auto make = [&](index_t hidden, index_t layers, index_t heads, index_t inter, index_t seq) {
-    auto c = is_llama ? models::llama_config(vocab, hidden, layers, heads, heads, inter, seq)
-                      : models::gpt_neox_config(vocab, hidden, layers, heads, inter, seq);
-    c.hyena_filter_order = 64;
-    return c;
+    return is_llama ? models::llama_config(vocab, hidden, layers, heads, heads, inter, seq)
+                    : models::gpt_neox_config(vocab, hidden, layers, heads, inter, seq);
   };
-  if (name == "tiny") {
-    auto c = make(32, 2, 4, 64, 64);
-    c.hyena_filter_order = 16;
-    return c;
-  }
+  if (name == "tiny") return make(32, 2, 4, 64, 64);
   if (name == "small") return make(128, 4, 4, 512, 256);
   if (name == "pythia-70m") {
     auto c = models::pythia_70m_config();
@@ -63,6 +57,21 @@ inline models::model_config preset(const std::string& name, const std::string& a
     return c;
   }
   HYENA_FAIL("unknown preset '", name, "' (expected tiny, small or pythia-70m)");
+}
+
+// The Hyena operator of a preset's students: the defaults, with a narrower filter FFN for "tiny".
+inline nn::hyena_hparams preset_hyena(const std::string& name) {
+  nn::hyena_hparams h;
+  if (name == "tiny") h.filter_order = 16;
+  return h;
+}
+
+// A preset as the full config of model type M (its mixer's hyperparameters included).
+template <class M>
+typename M::config_type preset_config(const std::string& name, const std::string& arch, index_t vocab) {
+  typename M::config_type c(preset(name, arch, vocab));
+  if constexpr (std::is_same_v<typename M::mixer_hparams, nn::hyena_hparams>) c.mixer = preset_hyena(name);
+  return c;
 }
 
 // A context with `threads` threads (0: all). OpenMP's process-wide default follows it, so
@@ -95,7 +104,7 @@ inline std::string checkpoint_arch(const std::string& path) {
 // A model of type M with the config and weights of checkpoint `path`.
 template <class M>
 M load_model(const std::string& path) {
-  M m(train::checkpoint_config(path));
+  M m(train::checkpoint_config<typename M::config_type>(path));
   train::load_checkpoint(path, m);
   return m;
 }

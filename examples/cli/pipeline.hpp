@@ -37,17 +37,17 @@ stage_report train_from_scratch(Model& m, backend::host_context& ctx, const trai
   return r;
 }
 
-// Stage 0 to 2 of the distillation; the curve's tokens include stage 1's.
-template <class Teacher, class Student>
-stage_report distill_student(Teacher& teacher, Student& student, backend::host_context& ctx,
-                             const train::distill_options& o, io::token_span train_tokens, io::token_span valid_tokens,
-                             const std::string& name) {
-  train::distiller<Teacher, Student> d(teacher, student, o);
+// Runs a distiller (stages 0 to 2); the curve's tokens include stage 1's.
+template <class Distiller, class Student>
+stage_report run_distiller(Distiller& d, Student& student, backend::host_context& ctx, io::token_span train_tokens,
+                           io::token_span valid_tokens, const std::string& name,
+                           train::distill_result* result = nullptr) {
   auto res = d.run(ctx, train_tokens, valid_tokens);
-  stage_report r{name, res.stage1_tokens + res.stage2.tokens, res.stage1_seconds + res.stage2.seconds,
+  stage_report r{name, res.stage1_tokens + res.stage2.tokens, res.stage0_seconds + res.stage1_seconds + res.stage2.seconds,
                  student.parameter_count(), {}};
   for (auto& h : res.stage2.history)
     if (!std::isnan(h.val_loss)) r.curve.push_back({res.stage1_tokens + h.tokens, h.val_loss});
+  if (result) *result = std::move(res);
   return r;
 }
 

@@ -28,6 +28,13 @@ class error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A loss or gradient that came out NaN or infinite: the trainer may skip the step
+// (trainer_options::skip_nonfinite) where any other error stops the run.
+class nonfinite_error : public error {
+ public:
+  using error::error;
+};
+
 namespace detail {
 template <class... Parts>
 [[noreturn]] inline void fail(const char* file, int line, const Parts&... parts) {

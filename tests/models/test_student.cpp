@@ -7,14 +7,9 @@
 using namespace hyena;
 
 namespace {
-models::model_config tiny() {
-  auto c = models::gpt_neox_config(13, 8, 2, 2, 16, 6);
-  c.hyena_order = 2;
-  c.hyena_filter_order = 8;
-  c.hyena_emb_dim = 5;
-  c.hyena_filter_layers = 1;
-  return c;
-}
+// A small Hyena for the tiny models: order 2, filter FFN width 8, 5 features, one inner layer.
+constexpr nn::hyena_hparams small_hyena{.order = 2, .filter_order = 8, .emb_dim = 5, .filter_layers = 1};
+models::lm_config<nn::hyena_hparams> tiny() { return {models::gpt_neox_config(13, 8, 2, 2, 16, 6), small_hyena}; }
 }  // namespace
 
 using teacher_d = models::gpt_neox<backend::cpu_ref, double>;
@@ -28,21 +23,17 @@ static_assert(std::is_same_v<student_d::block_type::mixer, nn::hyena_operator<ba
 TEST_CASE("hyena student: whole-model gradients match central differences") {
   testing::check_model_gradients<student_d>(tiny(), 2, 5);
   auto c = tiny();
-  c.hyena_order = 3;
+  c.mixer.order = 3;
   testing::check_model_gradients<student_d>(c, 1, 6, /*with_hook=*/true);
 }
 
 TEST_CASE("hyena student of llama: gradients") {
-  auto c = models::llama_config(11, 8, 2, 4, 2, 12, 6);
-  c.hyena_filter_order = 8;
-  c.hyena_emb_dim = 5;
-  c.hyena_filter_layers = 1;
+  models::lm_config<nn::hyena_hparams> c(models::llama_config(11, 8, 2, 4, 2, 12, 6), small_hyena);
   testing::check_model_gradients<models::hyena_student<models::llama<backend::cpu_ref, double>>>(c, 1, 5);
 }
 
 TEST_CASE("hyena student: cpu matches cpu_ref") {
-  auto c = models::gpt_neox_config(31, 32, 2, 4, 64, 32);
-  c.hyena_filter_order = 16;
+  models::lm_config<nn::hyena_hparams> c(models::gpt_neox_config(31, 32, 2, 4, 64, 32), {.filter_order = 16});
   using T = models::gpt_neox<backend::cpu>;
   using R = models::gpt_neox<backend::cpu_ref>;
   testing::check_model_parity<models::hyena_student<T>, models::hyena_student<R>>(c, 2, 32);
@@ -55,7 +46,7 @@ TEST_CASE("make_student copies every shared weight and only those") {
   teacher.init(r);
   testing::nudge_parameters(teacher, 2);
   using S = models::hyena_student<models::gpt_neox<backend::cpu>>;
-  auto student = models::make_student<S>(teacher, r);
+  auto student = models::make_student<S>(teacher, r, c.mixer);
   std::map<std::string, std::vector<float>> t;
   teacher.for_each_parameter([&](const std::string& n, view<float>& p, view<float>&) { t[n].assign(p.data, p.data + p.numel()); });
   index_t shared = 0, fresh = 0;

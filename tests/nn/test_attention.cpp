@@ -192,7 +192,7 @@ TEST_CASE("attention: matches the PyTorch golden fixture") {
 }
 
 TEST_CASE("attention: config from model_config") {
-  models::model_config m;
+  model_config m;
   m.hidden = 48, m.heads = 6, m.kv_heads = 3, m.rotary_pct = 0.25, m.rotary_base = 500, m.attention_bias = false;
   auto c = nn::attention_config::from(m);
   CHECK(c.hidden == 48);

@@ -111,7 +111,7 @@ TEST_CASE("embedding: known values") {
 }
 
 TEST_CASE("embedding: init and config") {
-  models::model_config m;
+  model_config m;
   m.vocab = 300;
   m.hidden = 40;
   auto c = nn::embedding_config::from(m);

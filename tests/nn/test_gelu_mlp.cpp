@@ -19,7 +19,7 @@ TEST_CASE("gelu_mlp: cpu matches cpu_ref") {
 }
 
 TEST_CASE("gelu_mlp: parameter names and shapes follow GPT-NeoX") {
-  models::model_config m;
+  model_config m;
   m.hidden = 8;
   m.intermediate = 32;
   m.mlp_bias = true;

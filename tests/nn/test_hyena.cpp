@@ -49,17 +49,13 @@ TEST_CASE("hyena: cpu matches cpu_ref") {
   testing::check_layer_parity<nn::hyena_operator>(c, 2, 37);
 }
 
-TEST_CASE("hyena: config from model_config") {
-  models::model_config m;
+TEST_CASE("hyena: config from the model's shape and the operator's hyperparameters") {
+  model_config m;
   m.hidden = 32;
   m.max_seq = 128;
-  m.hyena_order = 3;
-  m.hyena_filter_order = 16;
-  m.hyena_emb_dim = 9;
-  m.hyena_filter_layers = 1;
-  m.hyena_short_filter = 4;
-  m.hyena_sin_freq = 2.0;
-  auto c = nn::hyena_config::from(m);
+  nn::hyena_hparams h{.order = 3, .filter_order = 16, .emb_dim = 9, .filter_layers = 1, .short_filter = 4,
+                      .sin_freq = 2.0};
+  auto c = nn::layer_config<nn::hyena_operator<backend::cpu, float>>(m, h);
   CHECK(c.hidden == 32);
   CHECK(c.order == 3);
   CHECK(c.filter_order == 16);

@@ -125,7 +125,7 @@ TEST_CASE("layer_norm: an empty dx skips it and leaves parameter grads unchanged
 }
 
 TEST_CASE("layer_norm: config from the model config") {
-  models::model_config m;
+  model_config m;
   m.hidden = 48;
   m.norm_eps = 1e-6;
   auto c = nn::layer_norm_config::from(m);

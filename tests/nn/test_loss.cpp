@@ -142,6 +142,35 @@ TEST_CASE("kl_div_loss: gradient matches central differences at tau 1 and 2") {
   }
 }
 
+TEST_CASE("reverse_kl_loss and topk_kl_loss: gradients match central differences; cpu matches cpu_ref") {
+  for (double tau : {1.0, 2.0}) {
+    INFO("tau ", tau);
+    rng r(static_cast<std::uint64_t>(40 + tau));
+    auto teacher = random_tensor<double>({5, 9}, r, 2.0);
+    auto student = random_tensor<double>({5, 9}, r, 2.0);
+    tensor<double> g({5, 9}), g_fast({5, 9});
+    backend::host_context ctx(2);
+    nn::reverse_kl_loss<cpu_ref>(ctx, teacher.v(), student.v(), tau, g.v());
+    check_fd("reverse dstudent", student.data(), g.data(), student.numel(),
+             [&] { return nn::reverse_kl_loss<cpu_ref>(ctx, teacher.v(), student.v(), tau); });
+    nn::reverse_kl_loss<cpu>(ctx, teacher.v(), student.v(), tau, g_fast.v());
+    CHECK(mismatches(g_fast.data(), g.data(), g.numel(), 1e-12, 1e-14) == 0);
+    for (index_t k : {1, 3, 9, 20}) {
+      INFO("k ", k);
+      nn::topk_kl_loss<cpu_ref>(ctx, teacher.v(), student.v(), k, tau, g.v());
+      check_fd("topk dstudent", student.data(), g.data(), student.numel(),
+               [&] { return nn::topk_kl_loss<cpu_ref>(ctx, teacher.v(), student.v(), k, tau); });
+      nn::topk_kl_loss<cpu>(ctx, teacher.v(), student.v(), k, tau, g_fast.v());
+      CHECK(mismatches(g_fast.data(), g.data(), g.numel(), 1e-12, 1e-14) == 0);
+    }
+    // k >= vocab: the forward KL.
+    CHECK(close(nn::topk_kl_loss<cpu>(ctx, teacher.v(), student.v(), 9, tau),
+                nn::kl_div_loss<cpu>(ctx, teacher.v(), student.v(), tau), 1e-12, 1e-14));
+    // Identical logits: both are zero.
+    CHECK(nn::reverse_kl_loss<cpu>(ctx, teacher.v(), teacher.v(), tau) == doctest::Approx(0.0).epsilon(1e-12));
+  }
+}
+
 TEST_CASE("mse_loss: gradient matches central differences") {
   rng r(31);
   auto a = random_tensor<double>({3, 4, 5}, r);
@@ -256,6 +285,18 @@ TEST_CASE("losses agree with PyTorch (tests/reference/loss_golden.py)") {
       double kl = nn::kl_div_loss<B>(ctx, teacher.v(), student.v(), tau, g.v());
       CHECK(close(kl, fx.values<double>("kl." + suffix)[0], 1e-5, 0));
       CHECK(testing::relative_error(g.data(), fx.values<double>("grad.student." + suffix)) <= 1e-5);
+    }
+
+    const index_t k = fx.meta.at("topk").get<index_t>();
+    for (double tau : fx.meta.at("taus")) {
+      INFO("tau ", tau);
+      std::string suffix = "tau" + std::to_string(int(tau));
+      double rkl = nn::reverse_kl_loss<B>(ctx, teacher.v(), student.v(), tau, g.v());
+      CHECK(close(rkl, fx.values<double>("rkl." + suffix)[0], 1e-5, 0));
+      CHECK(testing::relative_error(g.data(), fx.values<double>("grad.student.rkl." + suffix)) <= 1e-5);
+      double topk = nn::topk_kl_loss<B>(ctx, teacher.v(), student.v(), k, tau, g.v());
+      CHECK(close(topk, fx.values<double>("topk." + suffix)[0], 1e-5, 0));
+      CHECK(testing::relative_error(g.data(), fx.values<double>("grad.student.topk." + suffix)) <= 1e-5);
     }
 
     tensor<T> a(fx.shape_of("a")), b(fx.shape_of("b")), ga(fx.shape_of("a"));

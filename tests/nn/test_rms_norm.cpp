@@ -76,7 +76,7 @@ TEST_CASE("rms_norm: known values (Llama's formula)") {
 }
 
 TEST_CASE("rms_norm: config from the model config") {
-  models::model_config m;
+  model_config m;
   m.hidden = 24;
   m.norm_eps = 1e-6;
   auto c = nn::rms_norm_config::from(m);

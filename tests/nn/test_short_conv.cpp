@@ -1,3 +1,4 @@
+#include <hyena/nn/hyena.hpp>
 #include <hyena/nn/short_conv.hpp>
 
 #include "../support/layer_check.hpp"
@@ -13,12 +14,10 @@ TEST_CASE("short_conv: cpu matches cpu_ref") {
   testing::check_layer_parity<nn::short_conv>({.channels = 37, .kernel = 3}, 3, 19);
 }
 
-TEST_CASE("short_conv: config from model_config covers every projected channel") {
-  models::model_config m;
+TEST_CASE("short_conv: a Hyena operator's short conv covers every projected channel") {
+  model_config m;
   m.hidden = 16;
-  m.hyena_order = 3;
-  m.hyena_short_filter = 5;
-  auto c = nn::short_conv_config::from(m);
+  auto c = nn::hyena_config::from(m, {.order = 3, .short_filter = 5}).short_conv();
   CHECK(c.channels == 64);
   CHECK(c.kernel == 5);
 }

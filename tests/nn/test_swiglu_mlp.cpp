@@ -48,7 +48,7 @@ TEST_CASE("swiglu ops: known values, both backends, threaded") {
 }
 
 TEST_CASE("swiglu_mlp: parameter names and PyTorch shapes") {
-  models::model_config m;
+  model_config m;
   m.hidden = 8;
   m.intermediate = 24;
   std::map<std::string, shape> got;

@@ -13,6 +13,10 @@ Tensors written:
       kl.tau<t> = F.kl_div(log_softmax(student/t), softmax(teacher/t), reduction='batchmean') * t^2
       grad.student.tau<t> = its gradient w.r.t. student
   a, b (3, 5, 7), mse = F.mse_loss(a, b), grad.a
+  for tau in meta["taus"] (distillation divergences other than the forward KL):
+      rkl.tau<t> = t^2 * mean over rows of KL(softmax(student/t) || softmax(teacher/t)), grad.student.rkl.tau<t>
+      topk.tau<t> = t^2 * mean over rows of sum_{i in K} q_i (log q_i - log_softmax(student/t)_i), K the
+                    teacher's meta["topk"] largest logits, q = softmax over K of teacher/t; grad.student.topk.tau<t>
 """
 import os
 import sys
@@ -65,7 +69,25 @@ def main():
     mse.backward()
     tensors.update({"a": a, "b": b, "mse": mse.detach().reshape(1), "grad.a": av.grad})
 
-    meta = {"rows": rows, "vocab": vocab, "taus": taus, "ignore_index": -1, "torch": torch.__version__,
+    k = 4
+    for tau in taus:
+        s = student.clone().requires_grad_(True)
+        log_ps = F.log_softmax(s / tau, dim=-1)
+        log_pt = F.log_softmax(teacher / tau, dim=-1)
+        rkl = (log_ps.exp() * (log_ps - log_pt)).sum(-1).mean() * tau * tau
+        rkl.backward()
+        tensors[f"rkl.tau{int(tau)}"] = rkl.detach().reshape(1)
+        tensors[f"grad.student.rkl.tau{int(tau)}"] = s.grad
+        s = student.clone().requires_grad_(True)
+        top, idx = teacher.topk(k, dim=-1)
+        log_q = F.log_softmax(top / tau, dim=-1)
+        log_ps = F.log_softmax(s / tau, dim=-1).gather(-1, idx)
+        topk = (log_q.exp() * (log_q - log_ps)).sum(-1).mean() * tau * tau
+        topk.backward()
+        tensors[f"topk.tau{int(tau)}"] = topk.detach().reshape(1)
+        tensors[f"grad.student.topk.tau{int(tau)}"] = s.grad
+
+    meta = {"rows": rows, "vocab": vocab, "taus": taus, "topk": k, "ignore_index": -1, "torch": torch.__version__,
             "script": "tests/reference/loss_golden.py"}
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "loss.json")
     save_fixture(out, tensors, meta)

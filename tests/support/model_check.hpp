@@ -29,7 +29,7 @@ void nudge_parameters(Model& m, std::uint64_t seed, double std = 0.05) {
 // Central differences of loss = sum(logits * r) [+ sum(mixer_out[0] * q) through a hook]
 // against backward, for up to `probes` entries of every parameter tensor.
 template <class Model>
-void check_model_gradients(const models::model_config& c, index_t batch, index_t seq, bool with_hook = false,
+void check_model_gradients(const typename Model::config_type& c, index_t batch, index_t seq, bool with_hook = false,
                            index_t probes = 4, double rtol = 1e-5, double atol = 1e-8, double eps = 1e-6) {
   static_assert(std::is_same_v<typename Model::scalar, double>);
   Model m(c);
@@ -85,7 +85,7 @@ void check_model_gradients(const models::model_config& c, index_t batch, index_t
 
 // Logits and every gradient of the `cpu` model match the `cpu_ref` model (float).
 template <class FastModel, class RefModel>
-void check_model_parity(const models::model_config& c, index_t batch, index_t seq, double rtol = 2e-4,
+void check_model_parity(const typename FastModel::config_type& c, index_t batch, index_t seq, double rtol = 2e-4,
                         double atol = 2e-5) {
   FastModel fast(c);
   RefModel ref(c);

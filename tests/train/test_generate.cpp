@@ -43,7 +43,7 @@ std::vector<float> random_logits(index_t n, rng& r) {
 models::model_config tiny_config() { return models::gpt_neox_config(11, 8, 2, 2, 16, 8); }
 
 template <class M>
-M tiny_model(const models::model_config& c, std::uint64_t seed) {
+M tiny_model(const typename M::config_type& c, std::uint64_t seed) {
   M m(c);
   rng r(seed);
   m.init(r);
@@ -207,8 +207,7 @@ TEST_CASE("generate: deterministic, respects max_new_tokens and the stop token")
 }
 
 TEST_CASE("generate: a Hyena student runs past max_seq deterministically") {
-  auto c = tiny_config();
-  c.hyena_filter_order = 8;
+  models::lm_config<nn::hyena_hparams> c(tiny_config(), {.filter_order = 8});
   using student = models::hyena_student<models::gpt_neox<backend::cpu>>;
   auto m = tiny_model<student>(c, 23);
   backend::host_context ctx(1);

@@ -4,7 +4,8 @@
 //   sequential pre-norm (Llama, NeoX    h = x + mixer(norm1(x)); y = h + mlp(norm2(h))
 //   with use_parallel_residual=false):
 //
-// model_config.parallel_residual picks the form. Swapping the mixer (attention ->
+// model_config.parallel_residual picks the form. The block's config is the model's shape plus
+// the mixer's own hyperparameters (lm_config). Swapping the mixer (attention ->
 // Hyena) is changing one template argument.
 #pragma once
 #include <functional>
@@ -25,7 +26,8 @@ struct block {
   using context = typename B::context;
   using tview = view_of<B, T>;
   using ctview = view_of<B, const T>;
-  using config = model_config;
+  using mixer_hparams = nn::hparams_t<mixer>;
+  using config = lm_config<mixer_hparams>;  // the model's shape plus the mixer's hyperparameters
   // Lets a model type be rebuilt with another mixer, backend or scalar type.
   template <class B2, class T2, template <class, class> class Mixer2>
   using rebind = block<B2, T2, Mixer2, Mlp, Norm>;
@@ -73,7 +75,7 @@ struct block {
   };
 
   static typename norm::config norm_config(const config& c) { return norm::config::from(c); }
-  static typename mixer::config mixer_config(const config& c) { return mixer::config::from(c); }
+  static typename mixer::config mixer_config(const config& c) { return nn::layer_config<mixer>(c, c.mixer); }
   static typename mlp::config mlp_config(const config& c) { return mlp::config::from(c); }
 
   static shape input_shape(const config& c, index_t batch, index_t seq) { return {batch, seq, c.hidden}; }

@@ -3,6 +3,10 @@
 // The model owns four arenas: parameters, gradients (same layout), and activations
 // sized for (batch, seq) in training or inference mode. Inference mode keeps one
 // block's cache and two residual buffers, reused layer after layer.
+//
+// Besides the whole forward and backward, a caller may stop the forward at any block
+// (`forward_to`) and start the backward at any block (`d_hidden` + `backward_from`), so a
+// layer-wise objective runs only the layers it needs (train/distill.hpp's stage 1).
 #pragma once
 #include <map>
 #include <string>
@@ -34,6 +38,8 @@ class causal_lm {
   using head = nn::linear<B, T>;
   using norm = typename Block::norm;
   using hooks_type = hooks<T, memory>;
+  using config_type = typename Block::config;  // model_config + the mixer's hparams
+  using mixer_hparams = typename Block::mixer_hparams;
 
   struct params {
     typename embed::params embedding;
@@ -41,7 +47,7 @@ class causal_lm {
     typename norm::params final_norm;
     typename head::params unembed;  // empty when tied to the embedding
     template <class W>
-    void visit(W&& w, const model_config& c) {
+    void visit(W&& w, const config_type& c) {
       blocks.resize(c.layers);
       auto e = w.child("embed");
       embedding.visit(e, embed_config(c));
@@ -69,7 +75,7 @@ class causal_lm {
     tview logits, dlogits;
     tview d_resid_a, d_resid_b, d_final;
     template <class W>
-    void visit(W&& w, const model_config& c, index_t batch, index_t seq, mode m) {
+    void visit(W&& w, const config_type& c, index_t batch, index_t seq, mode m) {
       shape s{batch, seq, c.hidden}, sl{batch, seq, c.vocab};
       const index_t n_caches = m == mode::train ? c.layers : 1;
       const index_t n_resid = m == mode::train ? c.layers + 1 : 2;
@@ -103,7 +109,7 @@ class causal_lm {
     return {.in = c.hidden, .out = c.vocab, .bias = false};
   }
 
-  explicit causal_lm(const model_config& c) : cfg_(c) {
+  explicit causal_lm(const config_type& c) : cfg_(c) {
     cfg_.validate();
     param_arena_.bind(params_, cfg_);
     grad_arena_.bind(grads_, cfg_);
@@ -111,7 +117,7 @@ class causal_lm {
   causal_lm(causal_lm&&) = default;
   causal_lm& operator=(causal_lm&&) = default;
 
-  const model_config& config() const { return cfg_; }
+  const config_type& config() const { return cfg_; }
   params& parameters() { return params_; }
   const params& parameters() const { return params_; }
   params& gradients() { return grads_; }
@@ -160,15 +166,25 @@ class causal_lm {
   // tokens (batch, seq) -> logits (batch, seq, vocab). In training mode every block keeps
   // its cache for backward.
   ctview forward(context& ctx, ids_view tokens, const hooks_type* h = nullptr) {
+    auto& a = acts_;
+    ctview last = forward_to(ctx, tokens, cfg_.layers, h);
+    norm::forward(ctx, Block::norm_config(cfg_), params_.final_norm, a.final_norm, last, a.final_out);
+    head::forward(ctx, head_config(cfg_), unembed_params(params_), a.unembed, a.final_out, a.logits);
+    return a.logits;
+  }
+
+  // The embedding and blocks 0 .. layer-1 only: returns block `layer`'s input (for
+  // layer == layers, the last block's output), (batch, seq, hidden). Nothing above runs.
+  ctview forward_to(context& ctx, ids_view tokens, index_t layer, const hooks_type* h = nullptr) {
     HYENA_CHECK(tokens.rank() == 2, "causal_lm: tokens must be (batch, seq), got ", tokens.shape);
+    HYENA_CHECK(layer >= 0 && layer <= cfg_.layers, "causal_lm: forward_to(", layer, ") outside [0, ", cfg_.layers,
+                "]");
     reserve(tokens.size(0), tokens.size(1), mode_);
     auto& a = acts_;
     embed::forward(ctx, embed_config(cfg_), params_.embedding, a.embedding, tokens, a.resid[0]);
-    const bool train = mode_ == mode::train;
-    for (index_t l = 0; l < cfg_.layers; ++l) {
-      auto& cache = a.blocks[train ? l : 0];
-      tview in = a.resid[train ? l : l % 2];
-      tview out = a.resid[train ? l + 1 : (l + 1) % 2];
+    for (index_t l = 0; l < layer; ++l) {
+      auto& cache = block_cache(l);
+      tview in = resid(l), out = resid(l + 1);
       Block::forward(ctx, cfg_, params_.blocks[l], cache, in, out);
       if (h && h->on_forward) {
         h->on_forward(l, hook_point::block_input, in);
@@ -176,10 +192,7 @@ class causal_lm {
         h->on_forward(l, hook_point::block_output, out);
       }
     }
-    tview last = a.resid[train ? cfg_.layers : cfg_.layers % 2];
-    norm::forward(ctx, Block::norm_config(cfg_), params_.final_norm, a.final_norm, last, a.final_out);
-    head::forward(ctx, head_config(cfg_), unembed_params(params_), a.unembed, a.final_out, a.logits);
-    return a.logits;
+    return resid(layer);
   }
 
   // Where the caller writes d(loss)/d(logits) before backward (training mode).
@@ -194,9 +207,28 @@ class causal_lm {
     auto& a = acts_;
     auto ug = unembed_params(grads_);
     head::backward(ctx, head_config(cfg_), unembed_params(params_), a.unembed, a.dlogits, a.d_final, ug);
+    norm::backward(ctx, Block::norm_config(cfg_), params_.final_norm, a.final_norm, a.d_final, a.d_resid_a,
+                   grads_.final_norm);
+    backward_from(ctx, cfg_.layers - 1, 0, h);
+  }
+
+  // Where the caller writes d(loss)/d(output of block `layer`) before backward_from(layer)
+  // (training mode), (batch, seq, hidden).
+  tview d_hidden() {
+    HYENA_CHECK(mode_ == mode::train, "causal_lm: d_hidden needs training mode");
+    return acts_.d_resid_a;
+  }
+
+  // Backpropagates d_hidden(), the gradient w.r.t. block `layer`'s output, through blocks
+  // layer, layer-1, ..., down_to, and through the embedding when down_to == 0. The forward
+  // must have reached that block (forward_to(layer + 1) or more) in training mode.
+  void backward_from(context& ctx, index_t layer, index_t down_to = 0, const hooks_type* h = nullptr) {
+    HYENA_CHECK(mode_ == mode::train, "causal_lm: backward needs a forward in training mode");
+    HYENA_CHECK(layer >= 0 && layer < cfg_.layers && down_to >= 0 && down_to <= layer, "causal_lm: backward_from(",
+                layer, ", down_to ", down_to, ") outside the ", cfg_.layers, " layers");
+    auto& a = acts_;
     tview d = a.d_resid_a, d_next = a.d_resid_b;
-    norm::backward(ctx, Block::norm_config(cfg_), params_.final_norm, a.final_norm, a.d_final, d, grads_.final_norm);
-    for (index_t l = cfg_.layers - 1; l >= 0; --l) {
+    for (index_t l = layer; l >= down_to; --l) {
       if (h && h->on_backward) h->on_backward(l, hook_point::block_output, d);
       std::function<void(tview)> mixer_hook;
       if (h && h->on_backward) mixer_hook = [&](tview dm) { h->on_backward(l, hook_point::mixer_output, dm); };
@@ -204,8 +236,12 @@ class causal_lm {
       std::swap(d, d_next);
       if (h && h->on_backward) h->on_backward(l, hook_point::block_input, d);
     }
-    embed::backward(ctx, embed_config(cfg_), params_.embedding, a.embedding, d, grads_.embedding);
+    if (down_to == 0) embed::backward(ctx, embed_config(cfg_), params_.embedding, a.embedding, d, grads_.embedding);
   }
+
+  // The parameters of block `layer` (and their gradients): what layer-wise training works on.
+  typename Block::params& block_parameters(index_t layer) { return params_.blocks.at(std::size_t(layer)); }
+  typename Block::params& block_gradients(index_t layer) { return grads_.blocks.at(std::size_t(layer)); }
 
   // Activation of block `layer` at `point` from the last training-mode forward.
   tview activation(index_t layer, hook_point point) {
@@ -219,6 +255,11 @@ class causal_lm {
   }
 
  private:
+  // Block l's cache and its input / output buffers: every layer's own in training mode, one
+  // cache and two alternating buffers in inference mode.
+  typename Block::cache& block_cache(index_t l) { return acts_.blocks[mode_ == mode::train ? l : 0]; }
+  tview resid(index_t l) { return acts_.resid[mode_ == mode::train ? l : l % 2]; }
+
   // The unembedding's parameters: its own, or the embedding table when tied.
   typename head::params unembed_params(params& p) const {
     if (!cfg_.tie_embeddings) return p.unembed;
@@ -228,7 +269,7 @@ class causal_lm {
   }
   typename head::params unembed_params(const params& p) const { return unembed_params(const_cast<params&>(p)); }
 
-  model_config cfg_;
+  config_type cfg_;
   params params_, grads_;
   activations acts_;
   arena<T, memory> param_arena_, grad_arena_, act_arena_;

@@ -1,70 +1,91 @@
-// models/config_json.hpp: model_config <-> JSON (checkpoint metadata, CLI presets).
+// models/config_json.hpp: model configs <-> JSON (checkpoint metadata, CLI presets).
+//
+//   {"vocab": 512, "hidden": 64, ..., "mixer": {"order": 2, "filter_order": 64, ...}}
+//
+// The shape's fields come from model_config::visit_fields and the mixer's from its hparams'
+// visit_fields, so a new mixer's hyperparameters are saved and read back with no code here.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
+#include <type_traits>
 
 #include "config.hpp"
 
 namespace hyena::models {
 
-inline nlohmann::json to_json(const model_config& c) {
-  return {{"vocab", c.vocab},
-          {"hidden", c.hidden},
-          {"layers", c.layers},
-          {"heads", c.heads},
-          {"kv_heads", c.kv_heads},
-          {"intermediate", c.intermediate},
-          {"max_seq", c.max_seq},
-          {"rotary_pct", c.rotary_pct},
-          {"rotary_base", c.rotary_base},
-          {"norm_eps", c.norm_eps},
-          {"parallel_residual", c.parallel_residual},
-          {"tie_embeddings", c.tie_embeddings},
-          {"attention_bias", c.attention_bias},
-          {"mlp_bias", c.mlp_bias},
-          {"hyena_order", c.hyena_order},
-          {"hyena_filter_order", c.hyena_filter_order},
-          {"hyena_emb_dim", c.hyena_emb_dim},
-          {"hyena_filter_layers", c.hyena_filter_layers},
-          {"hyena_short_filter", c.hyena_short_filter},
-          {"hyena_sin_freq", c.hyena_sin_freq}};
+namespace config_json_detail {
+
+template <class S>
+nlohmann::json fields_to_json(const S& s) {
+  nlohmann::json j = nlohmann::json::object();
+  S::visit_fields(s, [&](const char* name, const auto& v) { j[name] = v; });
+  return j;
 }
 
-// Reads every field present in `j` over the defaults; unknown fields are an error (a typo
-// in a config file should not silently do nothing).
-inline model_config model_config_from_json(const nlohmann::json& j) {
-  HYENA_CHECK(j.is_object(), "model config: expected a JSON object");
-  model_config c;
-  nlohmann::json known = to_json(c);
+// Reads j's fields into s; returns the names it did not know.
+template <class S>
+void fields_from_json(const nlohmann::json& j, S& s, const std::string& what, bool allow_unknown = false) {
+  HYENA_CHECK(j.is_object(), what, ": expected a JSON object");
   for (auto& [key, value] : j.items()) {
-    HYENA_CHECK(known.contains(key), "model config: unknown field '", key, "'");
-    HYENA_CHECK(value.is_number() || value.is_boolean(), "model config: field '", key, "' must be a number or boolean");
+    bool known = false;
+    S::visit_fields(s, [&](const char* name, auto& field) {
+      if (key != name) return;
+      known = true;
+      using F = std::decay_t<decltype(field)>;
+      if constexpr (std::is_same_v<F, bool>) {
+        HYENA_CHECK(value.is_boolean(), what, ": field '", key, "' must be true or false, got ", value.dump());
+      } else if constexpr (std::is_integral_v<F>) {
+        HYENA_CHECK(value.is_number_integer(), what, ": field '", key, "' must be an integer, got ", value.dump());
+      } else {
+        HYENA_CHECK(value.is_number(), what, ": field '", key, "' must be a number, got ", value.dump());
+      }
+      field = value.template get<F>();
+    });
+    HYENA_CHECK(known || allow_unknown, what, ": unknown field '", key, "'");
   }
-  auto get = [&](const char* k, auto& field) {
-    if (j.contains(k)) field = j.at(k).get<std::decay_t<decltype(field)>>();
-  };
-  get("vocab", c.vocab);
-  get("hidden", c.hidden);
-  get("layers", c.layers);
-  get("heads", c.heads);
-  get("kv_heads", c.kv_heads);
-  get("intermediate", c.intermediate);
-  get("max_seq", c.max_seq);
-  get("rotary_pct", c.rotary_pct);
-  get("rotary_base", c.rotary_base);
-  get("norm_eps", c.norm_eps);
-  get("parallel_residual", c.parallel_residual);
-  get("tie_embeddings", c.tie_embeddings);
-  get("attention_bias", c.attention_bias);
-  get("mlp_bias", c.mlp_bias);
-  get("hyena_order", c.hyena_order);
-  get("hyena_filter_order", c.hyena_filter_order);
-  get("hyena_emb_dim", c.hyena_emb_dim);
-  get("hyena_filter_layers", c.hyena_filter_layers);
-  get("hyena_short_filter", c.hyena_short_filter);
-  get("hyena_sin_freq", c.hyena_sin_freq);
+}
+
+}  // namespace config_json_detail
+
+inline nlohmann::json to_json(const model_config& c) { return config_json_detail::fields_to_json(c); }
+
+template <class H>
+nlohmann::json to_json(const lm_config<H>& c) {
+  nlohmann::json j = to_json(static_cast<const model_config&>(c));
+  nlohmann::json m = config_json_detail::fields_to_json(c.mixer);
+  if (!m.empty()) j["mixer"] = m;
+  return j;
+}
+
+// A config from JSON: every field present overrides the default; unknown fields are an
+// error (a typo in a config file should not silently do nothing). Files written before the
+// mixer had its own section spelled its fields "hyena_<name>" at the top level; those are
+// read into the mixer's fields of the same name.
+template <class Config = lm_config<nn::no_hparams>>
+Config config_from_json(const nlohmann::json& j) {
+  HYENA_CHECK(j.is_object(), "model config: expected a JSON object");
+  Config c;
+  nlohmann::json shape = nlohmann::json::object(), mixer = nlohmann::json::object();
+  for (auto& [key, value] : j.items()) {
+    if (key == "mixer") {
+      HYENA_CHECK(value.is_object(), "model config: 'mixer' must be an object");
+      mixer.update(value);
+    } else if (key.rfind("hyena_", 0) == 0) {
+      mixer[key.substr(6)] = value;
+    } else {
+      shape[key] = value;
+    }
+  }
+  config_json_detail::fields_from_json(shape, static_cast<model_config&>(c), "model config");
+  // A model whose mixer has other hyperparameters (a teacher read from a student's file)
+  // ignores the mixer section rather than failing.
+  const bool has_mixer_fields = !config_json_detail::fields_to_json(c.mixer).empty();
+  config_json_detail::fields_from_json(mixer, c.mixer, "model config, mixer", !has_mixer_fields);
   c.validate();
   return c;
 }
+
+// The shared shape alone.
+inline model_config model_config_from_json(const nlohmann::json& j) { return config_from_json(j); }
 
 }  // namespace hyena::models

@@ -52,21 +52,11 @@ index_t copy_shared_weights(From& from, To& to) {
   return copied;
 }
 
-// A student of `Student` type with the teacher's configuration (plus the Hyena fields of
-// `hyena_fields`, taken from it when given), every shared weight copied from the teacher
-// and the mixers freshly initialised from `r`.
+// A student of `Student` type with the teacher's shape and the mixer hyperparameters `h`,
+// every shared weight copied from the teacher and the mixers freshly initialised from `r`.
 template <class Student, class Teacher>
-Student make_student(Teacher& teacher, rng& r, const model_config* hyena_fields = nullptr) {
-  model_config c = teacher.config();
-  if (hyena_fields) {
-    c.hyena_order = hyena_fields->hyena_order;
-    c.hyena_filter_order = hyena_fields->hyena_filter_order;
-    c.hyena_emb_dim = hyena_fields->hyena_emb_dim;
-    c.hyena_filter_layers = hyena_fields->hyena_filter_layers;
-    c.hyena_short_filter = hyena_fields->hyena_short_filter;
-    c.hyena_sin_freq = hyena_fields->hyena_sin_freq;
-  }
-  Student s(c);
+Student make_student(Teacher& teacher, rng& r, const typename Student::mixer_hparams& h = {}) {
+  Student s(typename Student::config_type(teacher.config(), h));
   s.init(r);
   copy_shared_weights(teacher, s);
   return s;

@@ -16,9 +16,38 @@
 #pragma once
 #include "implicit_filter.hpp"
 #include "linear.hpp"
+#include "mixer.hpp"
 #include "short_conv.hpp"
 
 namespace hyena::nn {
+
+// The operator's own hyperparameters (its sizes come from the model): what a user picks
+// for a student, saved in its checkpoints (nn/mixer.hpp).
+struct hyena_hparams {
+  index_t order = 2;          // N: N-1 long convolutions
+  index_t filter_order = 64;  // width of the implicit filter FFN
+  index_t emb_dim = 33;       // positional features of the filter: 2K+1 for K bands
+  index_t filter_layers = 2;  // inner sin layers of the filter FFN
+  index_t short_filter = 3;   // kernel of the short depthwise conv
+  double sin_freq = 1.0;      // initial sin frequency of the filter FFN
+
+  template <class Self, class Fn>
+  static void visit_fields(Self& h, Fn&& fn) {
+    fn("order", h.order);
+    fn("filter_order", h.filter_order);
+    fn("emb_dim", h.emb_dim);
+    fn("filter_layers", h.filter_layers);
+    fn("short_filter", h.short_filter);
+    fn("sin_freq", h.sin_freq);
+  }
+  void validate() const {
+    HYENA_CHECK(order >= 2, "hyena: order must be >= 2, got ", order);
+    HYENA_CHECK(emb_dim >= 3 && emb_dim % 2 == 1, "hyena: emb_dim must be odd and >= 3, got ", emb_dim);
+    HYENA_CHECK(filter_order > 0 && filter_layers >= 0 && short_filter > 0, "hyena: filter_order (", filter_order,
+                ") and short_filter (", short_filter, ") must be positive and filter_layers (", filter_layers,
+                ") >= 0");
+  }
+};
 
 struct hyena_config {
   index_t hidden = 0;         // D
@@ -31,10 +60,10 @@ struct hyena_config {
   double sin_freq = 1.0;      // initial sin frequency of the filter FFN
   double init_std = 0.02;     // in_proj / out_proj weights
 
-  static hyena_config from(const model_config& m) {
-    return {.hidden = m.hidden, .order = m.hyena_order, .filter_order = m.hyena_filter_order,
-            .emb_dim = m.hyena_emb_dim, .filter_layers = m.hyena_filter_layers, .short_filter = m.hyena_short_filter,
-            .max_seq = m.max_seq, .sin_freq = m.hyena_sin_freq};
+  static hyena_config from(const model_config& m, const hyena_hparams& h = {}) {
+    return {.hidden = m.hidden, .order = h.order, .filter_order = h.filter_order, .emb_dim = h.emb_dim,
+            .filter_layers = h.filter_layers, .short_filter = h.short_filter, .max_seq = m.max_seq,
+            .sin_freq = h.sin_freq};
   }
   index_t width() const { return (order + 1) * hidden; }  // channels after in_proj
   linear_config in_proj() const { return {hidden, width(), true, init_std}; }
@@ -58,6 +87,7 @@ struct hyena_operator {
   using tview = view_of<B, T>;
   using ctview = view_of<B, const T>;
   using config = hyena_config;
+  using hparams = hyena_hparams;
   using lin = linear<B, T>;
   using conv = short_conv<B, T>;
   using filt = implicit_filter<B, T>;
@@ -159,8 +189,7 @@ struct hyena_operator {
     HYENA_CHECK(k.in_proj.x.shape == dy.shape, "hyena: output gradient ", dy.shape, " does not match the forward input ",
                 k.in_proj.x.shape);
     if (!du.empty()) check_same_shape(du, dy, "hyena: input gradient vs output gradient");
-    const index_t rows = batch * seq, n = rows * D, K = c.short_filter;
-    tview proj = leading(k.proj, {N + 1, batch, seq, D}, "hyena");
+    const index_t rows = batch * seq, n = rows * D;
     tview blocks = leading(k.blocks, {N + 1, batch, seq, D}, "hyena"), h = leading(k.h, {(N - 1) * D, seq}, "hyena");
     tview w = leading(k.w, {N - 1, batch, seq, D}, "hyena"), v = leading(k.v, {N - 1, batch, seq, D}, "hyena");
     // Scratch that backward alone needs lives in the context, shared by every layer, not in
@@ -168,7 +197,7 @@ struct hyena_operator {
     // gradient, n each for d_w and d_gated, and the filter gradient. v's gradient d_v ends up
     // as the last block of d_blocks, so it is kept there throughout.
     T* ws = scratch(ctx, (N + 4) * n + (N - 1) * D * seq);
-    tview d_blocks(ws, {N + 1, batch, seq, D}), d_proj(ws + (N + 1) * n, {batch, seq, D});
+    tview d_blocks(ws, {N + 1, batch, seq, D});
     tview d_v(d_blocks.data + N * n, {batch, seq, D}), d_w(ws + (N + 2) * n, {batch, seq, D});
     tview d_gated(ws + (N + 3) * n, {batch, seq, D}), d_h(ws + (N + 4) * n, {(N - 1) * D, seq});
     auto block = [&](const tview& t, index_t j) { return t.data + j * n; };
@@ -189,18 +218,39 @@ struct hyena_operator {
       B::mul(ctx, n, static_cast<const T*>(d_w.data), next, block(d_blocks, i));
       B::mul(ctx, n, static_cast<const T*>(d_w.data), block(blocks, i), d_v.data);
     }
+    backward_inputs(ctx, c, p, k, d_blocks, d_h, du, g);
+  }
+
+  // The lower half of backward, from gradients w.r.t. the short conv's outputs d_blocks
+  // (N+1, batch, seq, D: x_0 .. x_{N-1}, v, assigned by the caller) and w.r.t. the filters
+  // d_h ((N-1) D, seq): through the filter, the short conv and in_proj to the parameters (+=)
+  // and to the input du (assigned; skipped when empty). An objective on the operator's
+  // internals (train/operator_alignment.hpp) enters here.
+  static void backward_inputs(context& ctx, const config& c, const params& p, const cache& k, ctview d_blocks,
+                              ctview d_h, tview du, params& g) {
+    const index_t N = c.order, D = c.hidden, batch = k.in_proj.x.size(0), seq = k.in_proj.x.size(1);
+    const index_t rows = batch * seq, n = rows * D, K = c.short_filter;
+    HYENA_CHECK(d_blocks.contiguous() && d_blocks.numel() == (N + 1) * n, "hyena: block gradients must be (", N + 1,
+                ", ", batch, ", ", seq, ", ", D, "), got ", d_blocks.shape);
+    HYENA_CHECK(d_h.contiguous() && d_h.numel() == (N - 1) * D * seq, "hyena: filter gradient must be (",
+                (N - 1) * D, ", ", seq, "), got ", d_h.shape);
+    if (!du.empty()) check_same_shape(du, k.in_proj.x, "hyena: input gradient vs input");
+    tview proj = leading(k.proj, {N + 1, batch, seq, D}, "hyena");
     filt::backward(ctx, c.filter(), p.filter, k.filter, d_h, g.filter);
+    // The in_proj output's gradient, one block at a time, in the context's scratch.
+    T* d_proj = scratch(ctx, (N + 4) * n + (N - 1) * D * seq) + (N + 1) * n;
     // Block by block: through the short conv, then in_proj (du sums the blocks' products).
     const T* u = k.in_proj.x.data;
     for (index_t j = 0; j <= N; ++j) {
-      B::short_conv_backward(ctx, batch, seq, D, K, static_cast<const T*>(block(proj, j)),
-                             p.short_filter.weight.data + j * D * K, static_cast<const T*>(block(d_blocks, j)),
-                             d_proj.data, g.short_filter.weight.data + j * D * K, g.short_filter.bias.data + j * D);
+      B::short_conv_backward(ctx, batch, seq, D, K, static_cast<const T*>(proj.data + j * n),
+                             p.short_filter.weight.data + j * D * K, d_blocks.data + j * n, d_proj,
+                             g.short_filter.weight.data + j * D * K, g.short_filter.bias.data + j * D);
       if (!du.empty())
-        B::gemm(ctx, false, false, rows, D, D, T(1), d_proj.data, D, p.in_proj.weight.data + j * D * D, D,
-                j == 0 ? T(0) : T(1), du.data, D);
-      B::gemm(ctx, true, false, D, D, rows, T(1), d_proj.data, D, u, D, T(1), g.in_proj.weight.data + j * D * D, D);
-      B::bias_grad(ctx, rows, D, static_cast<const T*>(d_proj.data), g.in_proj.bias.data + j * D);
+        B::gemm(ctx, false, false, rows, D, D, T(1), static_cast<const T*>(d_proj), D,
+                p.in_proj.weight.data + j * D * D, D, j == 0 ? T(0) : T(1), du.data, D);
+      B::gemm(ctx, true, false, D, D, rows, T(1), static_cast<const T*>(d_proj), D, u, D, T(1),
+              g.in_proj.weight.data + j * D * D, D);
+      B::bias_grad(ctx, rows, D, static_cast<const T*>(d_proj), g.in_proj.bias.data + j * D);
     }
   }
 

@@ -41,10 +41,6 @@ struct implicit_filter_config {
   // Decay window: |delta| runs from ln(target)/fast_pct (fast) to ln(target)/slow_pct (slow).
   double fast_decay_pct = 0.3, slow_decay_pct = 1.5, target = 1e-2;
 
-  static implicit_filter_config from(const model_config& m) {
-    return {.channels = (m.hyena_order - 1) * m.hidden, .emb_dim = m.hyena_emb_dim, .width = m.hyena_filter_order,
-            .inner = m.hyena_filter_layers, .max_seq = m.max_seq, .sin_freq = m.hyena_sin_freq};
-  }
   double delta_first() const { return std::log(target) / fast_decay_pct; }
   double delta_last() const { return std::log(target) / slow_decay_pct; }
   double t_step() const { return max_seq > 1 ? 1.0 / double(max_seq - 1) : 0.0; }

@@ -3,7 +3,8 @@
 // A layer is a stateless type `L<Backend, Scalar>` with
 //   config                         its sizes: a plain struct at namespace scope, shared by
 //                                  every backend and scalar (`config::from(model_config)`
-//                                  for block parts)
+//                                  for block parts; mixers may add their own hparams, see
+//                                  nn/mixer.hpp)
 //   params  { visit(w, config) }   views into the parameter arena (grads use the same struct)
 //   cache   { visit(w, config, batch, seq) }  what backward needs, in the activation arena
 //   input_shape / output_shape     for (batch, seq)
@@ -16,13 +17,11 @@
 #include <cmath>
 
 #include "../backend/backend.hpp"
-#include "../models/config.hpp"
+#include "../model_config.hpp"
 #include "../tensor/arena.hpp"
 #include "../tensor/random.hpp"
 
 namespace hyena::nn {
-
-using models::model_config;
 
 // Number of rows of a (..., cols) view, checking that its last dimension is `cols`.
 template <class V>

@@ -5,6 +5,9 @@
 //   kl_div_loss<B>(ctx, teacher, student, tau, dstudent = {})   tau^2 * mean over rows of
 //                                                               KL(p_teacher || p_student), as in
 //                                                               Hinton distillation
+//   reverse_kl_loss<B>(ctx, teacher, student, tau, dstudent)   tau^2 * mean KL(p_student || p_teacher)
+//   topk_kl_loss<B>(ctx, teacher, student, k, tau, dstudent)   tau^2 * mean KL over the teacher's top k
+//                                                               tokens (backend topk_kl_divergence)
 //   mse_loss<B>(ctx, a, b, da = {})                             mean over elements of (a - b)^2
 //
 // Logits are (rows, vocab) or (batch, seq, vocab); targets have the leading dimensions.
@@ -13,6 +16,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <sstream>
 #include <type_traits>
 
 #include "layer.hpp"
@@ -47,7 +51,11 @@ auto* grad_ptr(const G& g, const V& like, const char* what) {
 }
 
 inline double finite_or_throw(double loss, const char* what) {
-  HYENA_CHECK(std::isfinite(loss), what, ": loss is not finite (", loss, "); check the inputs for NaN or inf");
+  if (!std::isfinite(loss)) {
+    std::ostringstream os;
+    os << what << ": loss is not finite (" << loss << "); check the inputs for NaN or inf";
+    throw nonfinite_error(os.str());
+  }
   return loss;
 }
 
@@ -90,6 +98,50 @@ double kl_div_loss(typename B::context& ctx, const LT& teacher, const LS& studen
   double total = B::kl_divergence(ctx, rows, vocab, teacher.data, student.data, T(tau), static_cast<T*>(nullptr), g,
                                   T(factor));
   return loss_detail::finite_or_throw(total * factor, "kl_div_loss");
+}
+
+namespace loss_detail {
+// Shapes, temperature and the tau^2 / rows factor shared by the distillation divergences;
+// calls op(rows, vocab, gradient pointer, factor) for the summed loss.
+template <class LT, class LS, class G, class Op>
+double distillation_divergence(const char* what, const LT& teacher, const LS& student, double tau, const G& dstudent,
+                               Op&& op) {
+  using T = scalar_of<LS>;
+  static_assert(std::is_same_v<scalar_of<LT>, T>, "distillation loss: teacher and student scalar types differ");
+  HYENA_CHECK(tau > 0 && std::isfinite(tau), what, ": temperature must be positive and finite, got ", tau);
+  check_same_shape(teacher, student, what);
+  const index_t rows = logit_rows(student, what);
+  logit_rows(teacher, what);
+  T* g = grad_ptr(dstudent, student, what);
+  if (rows == 0) return 0.0;
+  const double factor = tau * tau / double(rows);
+  return finite_or_throw(op(rows, student.size(student.rank() - 1), g, factor) * factor, what);
+}
+}  // namespace loss_detail
+
+template <class B, class LT, class LS, class G = view_of<B, loss_detail::scalar_of<LS>>>
+double reverse_kl_loss(typename B::context& ctx, const LT& teacher, const LS& student, double tau,
+                       const G& dstudent = {}) {
+  using T = loss_detail::scalar_of<LS>;
+  return loss_detail::distillation_divergence("reverse_kl_loss", teacher, student, tau, dstudent,
+                                              [&](index_t rows, index_t vocab, T* g, double factor) {
+                                                return B::reverse_kl_divergence(ctx, rows, vocab, teacher.data,
+                                                                                student.data, T(tau),
+                                                                                static_cast<T*>(nullptr), g, T(factor));
+                                              });
+}
+
+template <class B, class LT, class LS, class G = view_of<B, loss_detail::scalar_of<LS>>>
+double topk_kl_loss(typename B::context& ctx, const LT& teacher, const LS& student, index_t k, double tau,
+                    const G& dstudent = {}) {
+  using T = loss_detail::scalar_of<LS>;
+  HYENA_CHECK(k >= 1, "topk_kl_loss: k must be >= 1, got ", k);
+  return loss_detail::distillation_divergence("topk_kl_loss", teacher, student, tau, dstudent,
+                                              [&](index_t rows, index_t vocab, T* g, double factor) {
+                                                return B::topk_kl_divergence(ctx, rows, vocab, k, teacher.data,
+                                                                             student.data, T(tau),
+                                                                             static_cast<T*>(nullptr), g, T(factor));
+                                              });
 }
 
 template <class B, class VA, class VB, class G = view_of<B, loss_detail::scalar_of<VA>>>

@@ -13,10 +13,6 @@ namespace hyena::nn {
 
 struct short_conv_config {
   index_t channels = 0, kernel = 3;
-  // The short filter of a Hyena operator: every projected channel, (order + 1) * hidden.
-  static short_conv_config from(const model_config& m) {
-    return {(m.hyena_order + 1) * m.hidden, m.hyena_short_filter};
-  }
 };
 
 template <class B, class T>

@@ -163,6 +163,7 @@ class adamw {
   index_t size() const { return static_cast<index_t>(slots_.size()); }
   const std::string& name(index_t i) const { return slots_.at(i).name; }
   const param_group& group(index_t i) const { return slots_.at(i).group; }
+  param_entry<T> entry(index_t i) const { return {slots_.at(i).name, slots_.at(i).param, slots_.at(i).grad}; }
   std::size_t state_bytes() const { return arena_.bytes(); }
 
  private:

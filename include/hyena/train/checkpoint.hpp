@@ -29,8 +29,10 @@ void save_checkpoint(const std::string& path, Model& model, adamw<typename Model
   w.write(path);
 }
 
-// The model config stored in a checkpoint.
-inline models::model_config checkpoint_config(const io::safetensors_file& f) {
+// The model config stored in a checkpoint, as `Config` (a model's config_type: the shape
+// plus its mixer's hyperparameters; the default reads the shape alone).
+template <class Config = models::lm_config<nn::no_hparams>>
+Config checkpoint_config(const io::safetensors_file& f) {
   auto it = f.metadata().find("hyena.config");
   HYENA_CHECK(it != f.metadata().end(), "checkpoint ", f.path(), ": no hyena.config metadata (not a hyena checkpoint?)");
   nlohmann::json j;
@@ -39,10 +41,15 @@ inline models::model_config checkpoint_config(const io::safetensors_file& f) {
   } catch (const std::exception& e) {
     HYENA_FAIL("checkpoint ", f.path(), ": hyena.config is not valid JSON: ", e.what());
   }
-  return models::model_config_from_json(j);
+  try {
+    return models::config_from_json<Config>(j);
+  } catch (const error& e) {
+    HYENA_FAIL("checkpoint ", f.path(), ": ", e.what());
+  }
 }
-inline models::model_config checkpoint_config(const std::string& path) {
-  return checkpoint_config(io::safetensors_file::open(path));
+template <class Config = models::lm_config<nn::no_hparams>>
+Config checkpoint_config(const std::string& path) {
+  return checkpoint_config<Config>(io::safetensors_file::open(path));
 }
 
 // Reads every parameter of `model` (and the optimizer state, when given) from `path`.

@@ -1,10 +1,15 @@
-// train/trainer.hpp: the training loop, generic over the model type.
+// train/trainer.hpp: the training loop, generic over the model type and the objective.
 //
 // Each step: zero the gradients, run `grad_accum` micro-batches through a step
 // function (forward + backward, gradients accumulate), clip by global norm, take an
 // AdamW step at the cosine-scheduled learning rate. Around it: a progress bar,
 // metrics as JSON lines, periodic validation and atomic checkpoints from which a run
 // resumes exactly (same batches, same losses).
+//
+// The step function is the objective: cross-entropy by default; the distiller's stages
+// (train/distill.hpp) are other step functions driven by this same loop, one labelled run
+// after another in one run folder. A checkpoint records the label of the run that wrote it,
+// and a run resumes only from its own.
 #pragma once
 #include <cmath>
 #include <filesystem>
@@ -27,7 +32,7 @@
 namespace hyena::train {
 
 struct trainer_options {
-  std::string label = "train";
+  std::string label = "train";  // names the run in metrics, checkpoints and the progress bar
   index_t batch = 8, seq = 256;
   index_t steps = 100;       // optimizer steps
   index_t grad_accum = 1;    // micro-batches per step
@@ -43,6 +48,7 @@ struct trainer_options {
   bool resume = true;        // continue from run_dir/checkpoint.safetensors if present
   bool progress = true;
   index_t stop_after = 0;    // stop after this many steps of this call (tests of resume)
+  index_t skip_nonfinite = 0;  // steps with a NaN/inf loss or gradient skipped before the run stops
 
   index_t tokens_per_step() const { return batch * seq * grad_accum; }
 };
@@ -61,12 +67,23 @@ struct train_result {
   double seconds = 0;
   index_t tokens = 0;
   index_t steps_done = 0;
+  index_t steps_skipped = 0;  // non-finite steps skipped (skip_nonfinite)
 };
+
+// The label ("train.label") of the checkpoint in `run_dir`, or "" when there is none.
+inline std::string checkpoint_label(const std::string& run_dir) {
+  const std::string path = run_dir + "/checkpoint.safetensors";
+  if (run_dir.empty() || !std::filesystem::exists(path)) return "";
+  auto f = io::safetensors_file::open(path);
+  auto it = f.metadata().find("train.label");
+  return it == f.metadata().end() ? "train" : it->second;
+}
 
 template <class Model>
 class trainer {
  public:
   using T = typename Model::scalar;
+  using B = typename Model::backend;
   using context = typename Model::context;
   // One micro-batch: forward and backward (gradients accumulate, scaled by grad_scale);
   // returns the loss.
@@ -80,8 +97,11 @@ class trainer {
                 "trainer: batch, seq, steps and grad_accum must be positive");
     HYENA_CHECK(o_.seq <= m.config().max_seq, "trainer: seq ", o_.seq, " exceeds the model's max_seq ",
                 m.config().max_seq);
+    HYENA_CHECK(o_.skip_nonfinite >= 0, "trainer: skip_nonfinite must be >= 0");
     if (o_.eval.batch == 0) o_.eval.batch = o_.batch;
     if (o_.eval.seq == 0) o_.eval.seq = o_.seq;
+    for (index_t i = 0; i < opt_.size(); ++i)
+      if (!opt_.group(i).frozen) trained_.push_back(opt_.entry(i));
   }
 
   adamw<T>& optimizer() { return opt_; }
@@ -92,8 +112,8 @@ class trainer {
   step_fn language_model_step() {
     return [this](context& ctx, token_batch& b, double scale) {
       auto logits = model_.forward(ctx, b.inputs.v());
-      double loss = nn::cross_entropy_loss<typename Model::backend>(ctx, logits, b.targets.v(), model_.dlogits());
-      scale_gradient(model_.dlogits(), scale);
+      double loss = nn::cross_entropy_loss<B>(ctx, logits, b.targets.v(), model_.dlogits());
+      if (scale != 1.0) B::scale(ctx, model_.dlogits().numel(), T(scale), model_.dlogits().data);
       model_.backward(ctx);
       return loss;
     };
@@ -101,7 +121,6 @@ class trainer {
 
   train_result run(context& ctx, io::token_span train_tokens, io::token_span valid_tokens = {}, step_fn fn = {}) {
     if (!fn) fn = language_model_step();
-    const auto entries = param_entries<T>(model_.parameters(), model_.gradients(), model_.config());
     cosine_schedule lr{o_.lr, o_.min_lr, std::min(o_.warmup, o_.steps), o_.steps};
     index_t step = resume_if_possible();
     random_window_loader loader(train_tokens, o_.batch, o_.seq, o_.seed, step * o_.grad_accum);
@@ -119,27 +138,33 @@ class trainer {
       double loss = 0;
       for (index_t a = 0; a < o_.grad_accum; ++a) {
         loader.next(b);
-        loss += fn(ctx, b, 1.0 / double(o_.grad_accum)) / double(o_.grad_accum);
-      }
-      HYENA_CHECK(std::isfinite(loss), o_.label, ": loss is not finite (", loss, ") at step ", step + 1);
-      const double norm = clip_grad_norm(entries, o_.clip);
-      HYENA_CHECK(std::isfinite(norm), o_.label, ": gradient norm is not finite at step ", step + 1);
-      opt_.step(rate);
-
-      train_record rec{step + 1, (step + 1) * o_.tokens_per_step(), loss, rate, norm};
-      rec.seconds = bar.seconds();
-      const bool last = step + 1 == o_.steps;
-      if ((o_.eval_every > 0 && (step + 1) % o_.eval_every == 0) || last) {
-        if (valid_tokens.size() > 1) {
-          res.final_eval = evaluate(model_, ctx, valid_tokens, o_.eval);
-          rec.val_loss = res.final_eval.loss;
+        try {
+          loss += fn(ctx, b, 1.0 / double(o_.grad_accum)) / double(o_.grad_accum);
+        } catch (const nonfinite_error&) {
+          loss = std::numeric_limits<double>::quiet_NaN();
         }
       }
-      write_metrics(metrics, rec);
-      res.history.push_back(rec);
-      std::ostringstream extra;
-      if (!std::isnan(rec.val_loss)) extra << "val " << rec.val_loss;
-      bar.update(step + 1, loss, extra.str());
+      const double norm = clip_grad_norm(trained_, o_.clip);
+      const bool finite = std::isfinite(loss) && std::isfinite(norm);
+      const bool last = step + 1 == o_.steps;
+      if (finite) {
+        opt_.step(rate);
+        train_record rec{step + 1, (step + 1) * o_.tokens_per_step(), loss, rate, norm};
+        rec.seconds = bar.seconds();
+        if ((o_.eval_every > 0 && (step + 1) % o_.eval_every == 0) || last) {
+          if (valid_tokens.size() > 1) {
+            res.final_eval = evaluate(model_, ctx, valid_tokens, o_.eval);
+            rec.val_loss = res.final_eval.loss;
+          }
+        }
+        write_metrics(metrics, rec);
+        res.history.push_back(rec);
+        std::ostringstream extra;
+        if (!std::isnan(rec.val_loss)) extra << "val " << rec.val_loss;
+        bar.update(step + 1, loss, extra.str());
+      } else {
+        skip_or_stop(ctx, step + 1, loss, res);
+      }
       if (!o_.run_dir.empty() && ((o_.checkpoint_every > 0 && (step + 1) % o_.checkpoint_every == 0) || last))
         save(step + 1);
     }
@@ -158,15 +183,31 @@ class trainer {
   }
 
  private:
-  // Multiplies a gradient buffer in place (host memory).
-  static void scale_gradient(view_of<typename Model::backend, T> g, double s) {
-    if (s == 1.0) return;
-    for (index_t i = 0; i < g.numel(); ++i) g.data[i] = static_cast<T>(g.data[i] * s);
+  // A step whose loss or gradient norm is not finite: skipped (nothing updated) while the
+  // skip_nonfinite allowance lasts, else the run stops naming the step and the first tensor
+  // whose gradient is not finite.
+  void skip_or_stop(context& ctx, index_t step, double loss, train_result& res) {
+    std::string culprit = "the loss";
+    for (auto& e : trained_)
+      if (!std::isfinite(B::sum_squares(ctx, e.grad.numel(), e.grad.data))) {
+        culprit = "the gradient of " + e.name;
+        break;
+      }
+    HYENA_CHECK(res.steps_skipped < o_.skip_nonfinite, o_.label, ": step ", step, ": ", culprit,
+                " is not finite (loss ", loss, "); the parameters are left as they were after step ", step - 1,
+                (o_.skip_nonfinite > 0 ? " (all allowed non-finite steps were already skipped)" : ""),
+                ". Lower the learning rate, or let up to N such steps be skipped (skip_nonfinite)");
+    ++res.steps_skipped;
+    std::fprintf(stderr, "%s: step %lld: %s is not finite; step skipped (%lld of %lld allowed)\n", o_.label.c_str(),
+                 (long long)step, culprit.c_str(), (long long)res.steps_skipped, (long long)o_.skip_nonfinite);
   }
 
   index_t resume_if_possible() {
     const std::string path = checkpoint_path();
     if (path.empty() || !o_.resume || !std::filesystem::exists(path)) return 0;
+    const std::string label = checkpoint_label(o_.run_dir);
+    HYENA_CHECK(label == o_.label, "checkpoint ", path, " was written by the run '", label, "', not by '", o_.label,
+                "': use another folder, or delete the checkpoint to start afresh");
     auto meta = load_checkpoint(path, model_, &opt_);
     auto it = meta.find("train.step");
     HYENA_CHECK(it != meta.end(), "checkpoint ", path, ": no train.step metadata");
@@ -176,18 +217,21 @@ class trainer {
     return std::stoll(it->second);
   }
 
-  // Opens metrics.jsonl, dropping lines past `step` (left by a run that died after its
-  // last checkpoint), so the file always describes one run.
+  // Opens metrics.jsonl. Lines of other runs in the same folder (earlier stages) stay; lines
+  // of this run past `step` (left by a run that died after its last checkpoint) go, so the
+  // file always describes one history.
   std::ofstream open_metrics(index_t step) {
     if (o_.run_dir.empty()) return {};
     std::filesystem::create_directories(o_.run_dir);
     const std::string path = o_.run_dir + "/metrics.jsonl";
     std::vector<std::string> keep;
-    if (step > 0) {
+    {
       std::ifstream in(path);
       for (std::string line; std::getline(in, line);) {
         auto j = nlohmann::json::parse(line, nullptr, false);
-        if (!j.is_discarded() && j.value("step", index_t(0)) <= step) keep.push_back(line);
+        if (j.is_discarded() || !j.is_object()) continue;
+        const bool mine = j.value("label", std::string("train")) == o_.label;
+        if (!mine || j.value("step", index_t(0)) <= step) keep.push_back(line);
       }
     }
     std::ofstream out(path, std::ios::trunc);
@@ -207,6 +251,7 @@ class trainer {
   Model& model_;
   adamw<T> opt_;
   trainer_options o_;
+  std::vector<param_entry<T>> trained_;  // the tensors the optimizer updates (clipping sees only these)
 };
 
 }  // namespace hyena::train

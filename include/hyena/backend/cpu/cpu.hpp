@@ -3,6 +3,7 @@
 // (the way xsimd's avx2 falls back to avx).
 #pragma once
 #include "../cpu_ref/cpu_ref.hpp"
+#include "alignment.hpp"
 #include "attention.hpp"
 #include "conv.hpp"
 #include "elementwise.hpp"
@@ -22,7 +23,8 @@ struct cpu : cpu_gemm_ops<
                              cpu_fused_attention_ops<cpu_attention_ops<
                                  cpu_conv_ops<
                                      cpu_filter_ops<
-                                         cpu_loss_ops<cpu_ref>>>>>>>>> {
+                                         cpu_loss_ops<
+                                             cpu_alignment_ops<cpu_ref>>>>>>>>>> {
   using context = host_context;
   using memory = host_memory;
   static constexpr const char* name = "cpu";

@@ -101,6 +101,15 @@ struct cpu_elementwise_ops : Base {
     simd_binary(ctx, n, x, static_cast<const T*>(y), y, [alpha](auto xv, auto yv) { return xv * alpha + yv; });
   }
   template <class T>
+  static void scale(host_context& ctx, index_t n, T alpha, T* y) {
+    simd_binary(ctx, n, static_cast<const T*>(y), static_cast<const T*>(y), y, [alpha](auto yv, auto) { return yv * alpha; });
+  }
+  template <class T>
+  static void axpby(host_context& ctx, index_t n, T alpha, const T* x, T beta, T* y) {
+    simd_binary(ctx, n, x, static_cast<const T*>(y), y,
+                [alpha, beta](auto xv, auto yv) { return xv * alpha + yv * beta; });
+  }
+  template <class T>
   static void add_bias(host_context& ctx, index_t rows, index_t cols, const T* bias, T* y) {
     parallel_ranges(ctx, rows, std::max<index_t>(1, (1 << 14) / std::max<index_t>(cols, 1)), [&](index_t lo, index_t hi) {
       host_context serial(1);

@@ -23,6 +23,7 @@ namespace hyena::backend {
 namespace loss_detail {
 struct rows_tag {};    // per-row losses of one call
 struct chunks_tag {};  // per-chunk partial sums of one call
+struct ids_tag {};     // per-thread token ids (top-k selection)
 }  // namespace loss_detail
 
 namespace loss_simd {
@@ -168,6 +169,37 @@ struct cpu_loss_ops : Base {
       }
     });
     return finish_rows(rows, row_loss, losses);
+  }
+
+  template <class T>
+  static double reverse_kl_divergence(host_context& ctx, index_t rows, index_t vocab, const T* teacher,
+                                      const T* student, T temperature, T* losses, T* dstudent, T grad_scale) {
+    HYENA_CHECK(temperature > T(0), "reverse_kl_divergence: temperature must be positive, got ", temperature);
+    auto& row_loss = ctx.scratch<loss_detail::rows_tag, double>(1, static_cast<std::size_t>(rows))[0];
+    parallel_ranges(ctx, rows, loss_simd::rows_per_thread(4 * vocab), [&](index_t lo, index_t hi) {
+      for (index_t r = lo; r < hi; ++r)
+        row_loss[r] = Base::reverse_kl_row(vocab, teacher + r * vocab, student + r * vocab, double(temperature),
+                                           dstudent ? dstudent + r * vocab : nullptr, double(grad_scale));
+    });
+    return loss_simd::finish_rows(rows, row_loss, losses);
+  }
+
+  template <class T>
+  static double topk_kl_divergence(host_context& ctx, index_t rows, index_t vocab, index_t k, const T* teacher,
+                                   const T* student, T temperature, T* losses, T* dstudent, T grad_scale) {
+    HYENA_CHECK(temperature > T(0), "topk_kl_divergence: temperature must be positive, got ", temperature);
+    HYENA_CHECK(k >= 1, "topk_kl_divergence: k must be >= 1, got ", k);
+    auto& row_loss = ctx.scratch<loss_detail::rows_tag, double>(1, static_cast<std::size_t>(rows))[0];
+    const int slots = std::max(1, ctx.threads());
+    auto& ids = ctx.scratch<loss_detail::ids_tag, index_t>(slots, static_cast<std::size_t>(vocab));
+    parallel_ranges(ctx, rows, loss_simd::rows_per_thread(4 * vocab), [&](index_t lo, index_t hi) {
+      index_t* buf = ids[static_cast<std::size_t>(thread_index())].data();
+      for (index_t r = lo; r < hi; ++r)
+        row_loss[r] = Base::topk_kl_row(vocab, std::min(k, vocab), teacher + r * vocab, student + r * vocab,
+                                        double(temperature), dstudent ? dstudent + r * vocab : nullptr,
+                                        double(grad_scale), buf);
+    });
+    return loss_simd::finish_rows(rows, row_loss, losses);
   }
 
   template <class T>

@@ -3,6 +3,7 @@
 #pragma once
 #include "../../tensor/memory.hpp"
 #include "../context.hpp"
+#include "alignment.hpp"
 #include "attention.hpp"
 #include "conv.hpp"
 #include "elementwise.hpp"
@@ -21,7 +22,8 @@ struct cpu_ref : ref_gemm_ops,
                  ref_attention_ops,
                  ref_conv_ops,
                  ref_filter_ops,
-                 ref_loss_ops {
+                 ref_loss_ops,
+                 ref_alignment_ops {
   using context = host_context;
   using memory = host_memory;
   static constexpr const char* name = "cpu_ref";

@@ -26,6 +26,16 @@ struct ref_elementwise_ops {
   static void axpy(host_context&, index_t n, T alpha, const T* x, T* y) {
     for (index_t i = 0; i < n; ++i) y[i] += alpha * x[i];
   }
+  // y = alpha * y
+  template <class T>
+  static void scale(host_context&, index_t n, T alpha, T* y) {
+    for (index_t i = 0; i < n; ++i) y[i] = alpha * y[i];
+  }
+  // y = alpha * x + beta * y
+  template <class T>
+  static void axpby(host_context&, index_t n, T alpha, const T* x, T beta, T* y) {
+    for (index_t i = 0; i < n; ++i) y[i] = alpha * x[i] + beta * y[i];
+  }
   // y = a * b (elementwise)
   template <class T>
   static void mul(host_context&, index_t n, const T* a, const T* b, T* y) {

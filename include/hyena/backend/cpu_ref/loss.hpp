@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "../context.hpp"
 
@@ -99,6 +100,97 @@ struct ref_loss_ops {
       total += kl;
     }
     return total;
+  }
+
+  // loss_r = KL(p_s || p_t) (reverse KL: mode-seeking) with p = softmax(logits / temperature);
+  // dstudent_r = grad_scale * p_s * ((log p_s - log p_t) - loss_r) / temperature.
+  template <class T>
+  static double reverse_kl_divergence(host_context&, index_t rows, index_t vocab, const T* teacher,
+                                      const T* student, T temperature, T* losses, T* dstudent, T grad_scale) {
+    HYENA_CHECK(temperature > T(0), "reverse_kl_divergence: temperature must be positive, got ", temperature);
+    double total = 0;
+    for (index_t r = 0; r < rows; ++r) {
+      double kl = reverse_kl_row(vocab, teacher + r * vocab, student + r * vocab, double(temperature),
+                                 dstudent ? dstudent + r * vocab : nullptr, double(grad_scale));
+      if (losses) losses[r] = T(kl);
+      total += kl;
+    }
+    return total;
+  }
+
+  // KL over the teacher's k most likely tokens (ties: the lower id first): with K that set and
+  // q = softmax over K of teacher / temperature,
+  //   loss_r = sum_{i in K} q_i (log q_i - log p_s,i),  p_s = softmax(student / temperature)
+  //   dstudent_r = grad_scale * (p_s - q [on K]) / temperature.
+  // It needs only the teacher's top-k logits, so a cached teacher can store k values per row.
+  // k >= vocab is the forward KL.
+  template <class T>
+  static double topk_kl_divergence(host_context&, index_t rows, index_t vocab, index_t k, const T* teacher,
+                                   const T* student, T temperature, T* losses, T* dstudent, T grad_scale) {
+    HYENA_CHECK(temperature > T(0), "topk_kl_divergence: temperature must be positive, got ", temperature);
+    HYENA_CHECK(k >= 1, "topk_kl_divergence: k must be >= 1, got ", k);
+    std::vector<index_t> ids(static_cast<std::size_t>(vocab));
+    double total = 0;
+    for (index_t r = 0; r < rows; ++r) {
+      double kl = topk_kl_row(vocab, std::min(k, vocab), teacher + r * vocab, student + r * vocab,
+                              double(temperature), dstudent ? dstudent + r * vocab : nullptr, double(grad_scale),
+                              ids.data());
+      if (losses) losses[r] = T(kl);
+      total += kl;
+    }
+    return total;
+  }
+
+  // One row of each (the cpu backend threads over rows with these).
+  template <class T>
+  static double reverse_kl_row(index_t vocab, const T* t, const T* s, double tau, T* g, double grad_scale) {
+    const double lse_t = log_sum_exp(vocab, t, tau), lse_s = log_sum_exp(vocab, s, tau);
+    double kl = 0;
+    for (index_t i = 0; i < vocab; ++i) {
+      const double ps = std::exp(double(s[i]) / tau - lse_s);
+      kl += ps * ((double(s[i]) - double(t[i])) / tau + (lse_t - lse_s));
+    }
+    kl = std::max(kl, 0.0);
+    if (g)
+      for (index_t i = 0; i < vocab; ++i) {
+        const double ps = std::exp(double(s[i]) / tau - lse_s);
+        const double diff = (double(s[i]) - double(t[i])) / tau + (lse_t - lse_s);
+        g[i] = T(grad_scale * ps * (diff - kl) / tau);
+      }
+    return kl;
+  }
+  template <class T>
+  static double topk_kl_row(index_t vocab, index_t k, const T* t, const T* s, double tau, T* g, double grad_scale,
+                            index_t* ids) {
+    for (index_t i = 0; i < vocab; ++i) ids[i] = i;
+    std::partial_sort(ids, ids + k, ids + vocab, [&](index_t a, index_t b) { return t[a] > t[b] || (t[a] == t[b] && a < b); });
+    double m = -INFINITY, z = 0;
+    for (index_t j = 0; j < k; ++j) m = std::max(m, double(t[ids[j]]) / tau);
+    for (index_t j = 0; j < k; ++j) z += std::exp(double(t[ids[j]]) / tau - m);
+    const double lse_q = m + std::log(z), lse_s = log_sum_exp(vocab, s, tau);
+    double kl = 0;
+    for (index_t j = 0; j < k; ++j) {
+      const index_t i = ids[j];
+      const double log_q = double(t[i]) / tau - lse_q;
+      kl += std::exp(log_q) * (log_q - (double(s[i]) / tau - lse_s));
+    }
+    kl = std::max(kl, 0.0);
+    if (g) {
+      for (index_t i = 0; i < vocab; ++i) g[i] = T(grad_scale * std::exp(double(s[i]) / tau - lse_s) / tau);
+      for (index_t j = 0; j < k; ++j) {
+        const index_t i = ids[j];
+        g[i] = T(double(g[i]) - grad_scale * std::exp(double(t[i]) / tau - lse_q) / tau);
+      }
+    }
+    return kl;
+  }
+  // log sum_i exp(x_i / tau), in double
+  template <class T>
+  static double log_sum_exp(index_t n, const T* x, double tau) {
+    double m = -INFINITY, z = 0;
+    for (index_t i = 0; i < n; ++i) m = std::max(m, double(x[i]) / tau);
+    for (index_t i = 0; i < n; ++i) z += std::exp(double(x[i]) / tau - m);
+    return m + std::log(z);
   }
 
   // Returns sum_i (a_i - b_i)^2; da = grad_scale * 2 * (a - b).

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""The distillation ablation (docs/results.md section 3): at equal student tokens, a Hyena
+student from scratch against distilled ones that add, one at a time, what issue 10 asked for.
+
+  python3 benchmarks/distill_ablation.py --build build --out runs/ablation [--suite stories|wikitext|all]
+
+Variants (each one `build/benchmarks/distill_ablation` run):
+  scratch     cross-entropy from a random initialisation
+  baseline    the recipe before: random mixers, mixer-output alignment, 0.8 KL + 0.2 CE at tau 1
+  +init       baseline with the attention initialisation (stage 0)
+  +operator   baseline with operator alignment in stage 1 (half of each layer's steps)
+  all         attention initialisation + operator alignment + forward KL alone (the default recipe)
+Suites:
+  stories     llama2.c stories260K, data-free: corpora sampled from the teacher (1M training
+              tokens, 15k held-out), budgets 500k and 1M student tokens
+  wikitext    the demo's GPT-NeoX teacher on byte-level WikiText-2 (trained by `hyena demo`
+              if --demo has none), budgets 300k and 600k
+Writes docs/results/distill_ablation.json (every run's numbers and curves, and per budget the
+tokens each distilled run needed to reach the scratch run's final held-out loss) and one PNG
+of held-out loss against student tokens per suite and budget under docs/results/.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+VARIANTS = {
+    "scratch": ["--variant", "scratch"],
+    "baseline": ["--init", "random", "--operator-fraction", "0", "--tau", "1", "--alpha", "0.8"],
+    "+init": ["--init", "attention", "--operator-fraction", "0", "--tau", "1", "--alpha", "0.8"],
+    "+operator": ["--init", "random", "--operator-fraction", "0.5", "--tau", "1", "--alpha", "0.8"],
+    "all": [],  # the library's defaults
+}
+
+
+def data_dir():
+    return os.environ.get("HYENA_DATA_DIR", os.path.join(ROOT, "..", "shared", "data"))
+
+
+def run(binary, out, common, extra, force):
+    result = os.path.join(out, "result.json")
+    if os.path.exists(result) and not force:
+        print("have", result, file=sys.stderr)
+    else:
+        cmd = [binary, "--out", out] + common + extra
+        print("$", " ".join(cmd), file=sys.stderr, flush=True)
+        subprocess.run(cmd, check=True)
+    with open(result) as f:
+        return json.load(f)
+
+
+def tokens_to_reach(curve, target):
+    """First student-token count at which the held-out curve is <= target (linear between points)."""
+    prev = None
+    for tokens, loss in curve:
+        if loss <= target:
+            if prev is None or prev[1] == loss:
+                return tokens
+            t0, l0 = prev
+            return t0 + (tokens - t0) * (l0 - target) / (l0 - loss)
+        prev = (tokens, loss)
+    return None
+
+
+def plot(path_png, title, runs, teacher_loss):
+    dat = path_png[:-4] + ".dat"
+    with open(dat, "w") as f:
+        for name, r in runs.items():
+            f.write(f"# {name}\n")
+            for t, l in r["curve"]:
+                f.write(f"{t} {l}\n")
+            f.write("\n\n")
+    plots = [f"'{dat}' index {i} with linespoints title '{name}'" for i, name in enumerate(runs)]
+    plots.append(f"{teacher_loss} with lines dashtype 2 title 'teacher'")
+    script = (f"set terminal png size 900,560\nset output '{path_png}'\nset title '{title}'\n"
+              "set xlabel 'student tokens'\nset ylabel 'held-out loss (nats per token)'\nset grid\n"
+              "set key top right\nplot " + ", ".join(plots) + "\n")
+    subprocess.run(["gnuplot"], input=script.encode(), check=False)
+    os.remove(dat)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "runs", "ablation"))
+    ap.add_argument("--suite", default="all", choices=["stories", "wikitext", "all"])
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
+    ap.add_argument("--demo", default=None, help="a `hyena demo --preset small` run folder (default: OUT/demo)")
+    ap.add_argument("--threads", default="0")
+    ap.add_argument("--force", action="store_true", help="rerun runs that have a result.json")
+    ap.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "distill_ablation.json"))
+    a = ap.parse_args()
+    binary = os.path.join(a.build, "benchmarks", "distill_ablation")
+    names = a.variants.split(",")
+    suites = []
+    if a.suite in ("stories", "all"):
+        teacher = os.path.join(data_dir(), "stories260k", "stories260K.bin")
+        suites.append(("stories", "stories260K, data-free", teacher, ["--sample", "1000000,15000"],
+                       [500_000, 1_000_000]))
+    if a.suite in ("wikitext", "all"):
+        demo = a.demo or os.path.join(a.out, "demo")
+        teacher = os.path.join(demo, "teacher", "model.safetensors")
+        if not os.path.exists(teacher):
+            subprocess.run([os.path.join(a.build, "hyena"), "demo", "--preset", "small", "--out", demo,
+                            "--threads", a.threads], check=True)
+        suites.append(("wikitext", "WikiText-2 (bytes), the demo's GPT-NeoX teacher", teacher,
+                       ["--train", os.path.join(demo, "data", "train.tok"), "--held",
+                        os.path.join(demo, "data", "valid.tok")], [300_000, 600_000]))
+
+    results = {}
+    if os.path.exists(a.json):
+        with open(a.json) as f:
+            results = json.load(f)
+    for key, title, teacher, data, budgets in suites:
+        for budget in budgets:
+            runs = {}
+            for name in names:
+                out = os.path.join(a.out, key, str(budget), name.replace("+", "plus_"))
+                common = ["--teacher", teacher, "--tokens", str(budget), "--threads", a.threads] + data
+                runs[name] = run(binary, out, common, VARIANTS[name], a.force)
+            scratch_final = runs["scratch"]["curve"][-1][1] if "scratch" in runs else None
+            table = {}
+            for name, r in runs.items():
+                row = {"held_out_loss": r["student"]["loss"], "ppl": r["student"]["ppl"], "kl": r["student"]["kl"],
+                       "ppl_over_teacher": r["student"]["ppl"] / r["teacher_scores"]["ppl"],
+                       "seconds": r["train_seconds"], "curve": r["curve"], "recipe": r.get("recipe", {})}
+                if scratch_final is not None and name != "scratch":
+                    reach = tokens_to_reach(r["curve"], scratch_final)
+                    row["tokens_to_scratch_final"] = reach
+                    row["fraction_to_scratch_final"] = None if reach is None else reach / budget
+                for k in ("fit_after_stage0", "fit_after_stage1"):
+                    if k in r:
+                        row[k] = r[k]
+                table[name] = row
+            teacher_scores = next(iter(runs.values()))["teacher_scores"]
+            results[f"{key}/{budget}"] = {"suite": title, "budget_tokens": budget, "teacher": teacher_scores,
+                                          "scratch_final_loss": scratch_final, "runs": table}
+            png = os.path.join(os.path.dirname(a.json), f"distill_ablation_{key}_{budget // 1000}k.png")
+            plot(png, f"{title}: {budget // 1000}k student tokens", runs, teacher_scores["loss"])
+            print(f"\n### {title}, {budget} student tokens (teacher ppl {teacher_scores['ppl']:.3f})\n")
+            print("| variant | held-out ppl | / teacher | KL(teacher || student) | tokens to scratch's final loss |")
+            print("|---|---|---|---|---|")
+            for name, row in table.items():
+                reach = row.get("tokens_to_scratch_final")
+                reach_s = "-" if name == "scratch" else ("not reached" if reach is None else
+                                                         f"{reach:,.0f} ({100 * reach / budget:.0f}%)")
+                print(f"| {name} | {row['ppl']:.3f} | {row['ppl_over_teacher']:.3f}x | {row['kl']:.4f} | {reach_s} |")
+            os.makedirs(os.path.dirname(a.json), exist_ok=True)
+            with open(a.json, "w") as f:
+                json.dump(results, f, indent=1)
+    print("\nwrote", a.json)
+
+
+if __name__ == "__main__":
+    main()
