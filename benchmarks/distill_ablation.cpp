@@ -44,9 +44,11 @@ namespace {
 struct args {
   std::string teacher, train, held, out, sample, variant = "distill", init = "attention", target = "mixer",
                                                  kd = "forward", gates = "ones";
-  index_t tokens = 0, batch = 8, seq = 256, eval_points = 20, filter_order = 64, order = 2;
+  index_t tokens = 0, batch = 8, seq = 256, eval_points = 20, curve_tokens = 0, filter_order = 64, order = 2;
   double stage1_fraction = train::recommended_stage1_fraction, operator_fraction = -1, lr = 2e-3, stage1_lr = -1,
-         tau = -1, alpha = -1, scratch_lr = 3e-3;
+         tau = -1, alpha = -1, scratch_lr = 3e-3, weight_decay = -1, beta2 = -1,
+         filter_lr_scale = -1;
+  bool freeze_shared = false;
   std::uint64_t seed = 5;
   int threads = 0;
 };
@@ -123,7 +125,8 @@ void run(const args& a, Teacher& teacher) {
   const index_t per_step = a.batch * a.seq;
   const index_t total_steps = std::max<index_t>(1, a.tokens / per_step);
   const index_t eval_every = std::max<index_t>(1, total_steps / a.eval_points);
-  train::eval_options eo{.batch = a.batch, .seq = a.seq};
+  // The curve's points score the first curve_tokens held-out tokens (0: all); the final scores all.
+  train::eval_options eo{.batch = a.batch, .seq = a.seq, .max_tokens = a.curve_tokens};
   nlohmann::json out{{"variant", a.variant}, {"teacher", a.teacher}, {"train", train_path}, {"held", held_path},
                      {"budget_tokens", a.tokens}, {"batch", a.batch}, {"seq", a.seq}, {"seed", a.seed}};
   nlohmann::json curve = nlohmann::json::array();
@@ -148,6 +151,10 @@ void run(const args& a, Teacher& teacher) {
     d.train.batch = a.batch, d.train.seq = a.seq, d.train.seed = a.seed, d.train.progress = false;
     d.train.lr = a.lr, d.train.min_lr = a.lr / 10;
     d.train.eval = eo;
+    if (a.weight_decay >= 0) d.train.adam.weight_decay = a.weight_decay;
+    if (a.beta2 > 0) d.train.adam.beta2 = a.beta2;
+    if (a.filter_lr_scale > 0) d.train.adam.filter_lr_scale = a.filter_lr_scale;
+    d.freeze_shared = a.freeze_shared;
     d.init = a.init == "random" ? train::student_init::random : train::student_init::attention;
     d.attention.gates = a.gates == "qk" ? train::gate_init::qk : train::gate_init::ones;
     d.stage1_target = a.target == "block" ? train::transfer_target::block_output : train::transfer_target::mixer_output;
@@ -161,11 +168,12 @@ void run(const args& a, Teacher& teacher) {
     d.train.eval_every = eval_every;
     const index_t stage2_steps = d.train.steps;
     // Stages 0 and 1 first, scored at both ends; then stage 2 on the same student.
+    out["plan"] = train::distiller<Teacher, Student>(teacher, student, d).describe();
+    std::fprintf(stderr, "%s", out["plan"].get<std::string>().c_str());
     d.train.steps = 0;
     train::distiller<Teacher, Student> first(teacher, student, d);
-    std::fprintf(stderr, "%s", first.describe().c_str());
     const index_t stage1_tokens = d.stage1_steps_per_layer * teacher.config().layers * per_step;
-    if (d.init == train::student_init::attention) first.stage0(ctx, train_file.tokens());
+    if (d.init == train::student_init::attention) out["filter_fit"] = first.stage0(ctx, train_file.tokens());
     curve.push_back({0, train::evaluate(student, ctx, held_file.tokens(), eo).loss});
     auto d_opts = d;
     d_opts.init = train::student_init::random;  // stage 0 is done
@@ -194,8 +202,11 @@ void run(const args& a, Teacher& teacher) {
                      {"lr", a.lr},
                      {"kd", a.kd},
                      {"tau", d.tau},
-                     {"alpha", d.alpha}};
-    out["plan"] = first.describe();
+                     {"alpha", d.alpha},
+                     {"weight_decay", d.train.adam.weight_decay},
+                     {"beta2", d.train.adam.beta2},
+                     {"filter_lr_scale", d.train.adam.filter_lr_scale},
+                     {"freeze_shared", d.freeze_shared}};
   }
   out["train_seconds"] = now() - t0;
   out["curve"] = curve;
@@ -225,6 +236,8 @@ int main(int argc, char** argv) {
   app.add_option("--seq", a.seq)->capture_default_str();
   app.add_option("--seed", a.seed)->capture_default_str();
   app.add_option("--eval-points", a.eval_points, "validation points along the run")->capture_default_str();
+  app.add_option("--curve-tokens", a.curve_tokens, "held-out tokens each curve point scores (0: all)")
+      ->capture_default_str();
   app.add_option("--init", a.init)->capture_default_str();
   app.add_option("--gates", a.gates)->capture_default_str();
   app.add_option("--target", a.target)->capture_default_str();
@@ -237,6 +250,10 @@ int main(int argc, char** argv) {
   app.add_option("--tau", a.tau, "default: the library's");
   app.add_option("--alpha", a.alpha, "default: the library's");
   app.add_option("--filter-order", a.filter_order)->capture_default_str();
+  app.add_option("--weight-decay", a.weight_decay, "AdamW weight decay (default: the library's)");
+  app.add_option("--beta2", a.beta2, "AdamW beta2 (default: the library's)");
+  app.add_option("--filter-lr-scale", a.filter_lr_scale, "lr multiplier of the Hyena filters (default: the library's)");
+  app.add_flag("--freeze-shared", a.freeze_shared, "stage 2 trains the mixers only");
   app.add_option("--order", a.order)->capture_default_str();
   app.add_option("--threads", a.threads)->capture_default_str();
   CLI11_PARSE(app, argc, argv);

@@ -20,6 +20,7 @@ tokens each distilled run needed to reach the scratch run's final held-out loss)
 of held-out loss against student tokens per suite and budget under docs/results/.
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -89,7 +90,9 @@ def main():
     ap.add_argument("--suite", default="all", choices=["stories", "wikitext", "all"])
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
     ap.add_argument("--demo", default=None, help="a `hyena demo --preset small` run folder (default: OUT/demo)")
-    ap.add_argument("--threads", default="0")
+    ap.add_argument("--threads", default="1", help="threads per run")
+    ap.add_argument("--jobs", type=int, default=2, help="runs side by side (2 single-thread runs use 2 cores "
+                    "better than one 2-thread run on these small models)")
     ap.add_argument("--force", action="store_true", help="rerun runs that have a result.json")
     ap.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "distill_ablation.json"))
     a = ap.parse_args()
@@ -108,19 +111,24 @@ def main():
                             "--threads", a.threads], check=True)
         suites.append(("wikitext", "WikiText-2 (bytes), the demo's GPT-NeoX teacher", teacher,
                        ["--train", os.path.join(demo, "data", "train.tok"), "--held",
-                        os.path.join(demo, "data", "valid.tok")], [300_000, 600_000]))
+                        os.path.join(demo, "data", "valid.tok"), "--curve-tokens", "131072"], [300_000, 600_000]))
 
     results = {}
     if os.path.exists(a.json):
         with open(a.json) as f:
             results = json.load(f)
+    # Every run of every suite and budget first (a.jobs at a time), then the tables.
+    pending = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        for key, title, teacher, data, budgets in suites:
+            for budget in budgets:
+                for name in names:
+                    out = os.path.join(a.out, key, str(budget), name.replace("+", "plus_").replace(" ", "_"))
+                    common = ["--teacher", teacher, "--tokens", str(budget), "--threads", a.threads] + data
+                    pending[(key, budget, name)] = pool.submit(run, binary, out, common, VARIANTS[name], a.force)
     for key, title, teacher, data, budgets in suites:
         for budget in budgets:
-            runs = {}
-            for name in names:
-                out = os.path.join(a.out, key, str(budget), name.replace("+", "plus_"))
-                common = ["--teacher", teacher, "--tokens", str(budget), "--threads", a.threads] + data
-                runs[name] = run(binary, out, common, VARIANTS[name], a.force)
+            runs = {name: pending[(key, budget, name)].result() for name in names}
             scratch_final = runs["scratch"]["curve"][-1][1] if "scratch" in runs else None
             table = {}
             for name, r in runs.items():

@@ -100,6 +100,13 @@ if [[ -f "$stories/stories260K.bin" ]]; then
     --stage1-tokens-per-layer 128 --stage2-tokens 256 --threads 1 > distill.out 2> /dev/null \
     || fail "distill from a llama2.c teacher"
   [[ -s distilled/model.safetensors ]] || fail "distilled/model.safetensors missing"
+  # No budget flags: the default recipe over one pass of the training file, its plan printed first.
+  "$hyena" distill --teacher "$stories/stories260K.bin" --train stories.tok --out distilled_default --batch 2 \
+    --seq 32 --threads 1 > distill_default.out 2> /dev/null || fail "distill with the default budget"
+  grep -q "^distillation plan: [1-9]" distill_default.out || fail "no plan: $(cat distill_default.out)"
+  grep -q "stage 0: .*from the teacher's attention" distill_default.out || fail "default init: $(cat distill_default.out)"
+  grep -q " on 0 tokens" distill_default.out && fail "default distill trained on 0 tokens"
+  grep -q '"label":"stage 1 fit"' distilled_default/metrics.jsonl || fail "no per-layer fit in metrics.jsonl"
   "$hyena" eval --model distilled/model.safetensors --data stories.tok --seq 32 --json --threads 1 \
     | grep -q '"arch":"hyena_llama"' || fail "eval of the distilled llama student"
   echo "ok: llama2.c teacher -> generate, prepare, eval, distill"

@@ -3,6 +3,8 @@
 // Data goes to a temp file beside the target; commit() fsyncs it, renames it over the
 // target and fsyncs the folder. Without commit() (an exception, say) the temp file is
 // removed and the target is left untouched: nothing half-written is ever left behind.
+// A process killed mid-write (SIGKILL) leaves its temp file; the next write of the same
+// target removes such leftovers (one writer per target is assumed).
 #pragma once
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -24,6 +26,7 @@ class atomic_file {
   atomic_file(const std::string& target, std::string what) : target_(target), what_(std::move(what)) {
     const std::string dir = std::filesystem::path(target).parent_path().string();
     dir_ = dir.empty() ? "." : dir;
+    remove_stale_temps(target);
     std::string tmpl = target + ".tmp-XXXXXX";
     fd_ = ::mkstemp(tmpl.data());
     if (fd_ < 0) fail("cannot create a temp file in '" + dir_ + "'");
@@ -62,6 +65,18 @@ class atomic_file {
   }
 
  private:
+  // Removes "<target>.tmp-XXXXXX" files a killed writer left.
+  static void remove_stale_temps(const std::string& target) {
+    namespace fs = std::filesystem;
+    const fs::path t(target);
+    const fs::path dir = t.parent_path().empty() ? fs::path(".") : t.parent_path();
+    const std::string prefix = t.filename().string() + ".tmp-";
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.size() == prefix.size() + 6 && name.rfind(prefix, 0) == 0) fs::remove(it->path(), ec);
+    }
+  }
   [[noreturn]] void fail(const std::string& problem) const {
     const int e = errno;
     HYENA_FAIL(what_, " ", target_, ": ", problem, ": ", std::strerror(e));
