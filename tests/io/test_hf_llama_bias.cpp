@@ -8,7 +8,9 @@
 #include <fstream>
 #include <functional>
 #include <hyena/io/hf_checkpoint.hpp>
+#include <hyena/models/gpt_neox.hpp>
 #include <hyena/models/llama.hpp>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "safetensors_test_util.hpp"
@@ -181,4 +183,54 @@ TEST_CASE("hf config: every field is computed, harmless, neutral or refused by n
         std::string::npos);
   // Every message names the file.
   CHECK(with("sliding_window", 1).find("dir/config.json") != std::string::npos);
+}
+
+namespace {
+// A copy of fixture `name` with its config edited by `edit` and tensors added / replaced.
+std::string variant(const testing::scratch_dir& dir, const std::string& name,
+                    const std::function<void(nlohmann::json&)>& edit,
+                    const std::map<std::string, const tensor<float>*>& extra) {
+  const fs::path out = dir.path / (name + "_variant");
+  fs::create_directories(out);
+  auto cfg = nlohmann::json::parse(std::ifstream(fixture_dir(name) + "/config.json"));
+  edit(cfg);
+  std::ofstream(out / "config.json") << cfg.dump(2);
+  auto src = io::safetensors_file::open(fixture_dir(name) + "/model.safetensors");
+  io::safetensors_writer w;
+  std::vector<tensor<float>> keep;
+  for (const auto& n : src.names())
+    if (!extra.count(n)) {
+      keep.push_back(src.load<float>(n));
+      w.add(n, keep.back());
+    }
+  for (const auto& [n, t] : extra) w.add(n, *t);
+  w.write((out / "model.safetensors").string());
+  return out.string();
+}
+}  // namespace
+
+TEST_CASE("hf checkpoint: GPT-NeoX causal-mask buffers are known; tied lm_head must equal the embedding") {
+  testing::scratch_dir dir;
+  using neox = models::gpt_neox<backend::cpu>;
+  tensor<float> mask({1, 1, 4, 4}), scalar({1});
+  auto none = [](nlohmann::json&) {};
+  // Older transformers saved attention.bias (the causal mask) and attention.masked_bias.
+  const auto with_buffers = variant(dir, "hf_tiny_neox", none,
+                                    {{"gpt_neox.layers.0.attention.bias", &mask},
+                                     {"gpt_neox.layers.1.attention.masked_bias", &scalar}});
+  CHECK_NOTHROW(io::load_hf<neox>(with_buffers));
+  const auto with_extra = variant(dir, "hf_tiny_neox", none, {{"gpt_neox.layers.0.attention.scale", &scalar}});
+  CHECK_THROWS_WITH_AS(io::load_hf<neox>(with_extra),
+                       doctest::Contains("tensor 'gpt_neox.layers.0.attention.scale' is not used"), hyena::error);
+
+  // Llama with tie_word_embeddings: an lm_head.weight in the file is accepted only as a copy.
+  auto src = io::safetensors_file::open(fixture_dir("hf_tiny_llama") + "/model.safetensors");
+  auto embed = src.load<float>("model.embed_tokens.weight");
+  auto tie = [](nlohmann::json& c) { c["tie_word_embeddings"] = true; };
+  const auto tied_copy = variant(dir, "hf_tiny_llama", tie, {{"lm_head.weight", &embed}});
+  CHECK_NOTHROW(io::load_hf<llama_cpu>(tied_copy));
+  auto other = src.load<float>("lm_head.weight");
+  const auto tied_other = variant(dir, "hf_tiny_llama", tie, {{"lm_head.weight", &other}});
+  CHECK_THROWS_WITH_AS(io::load_hf<llama_cpu>(tied_other), doctest::Contains("differs from 'model.embed_tokens.weight'"),
+                       hyena::error);
 }
