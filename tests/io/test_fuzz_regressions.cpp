@@ -5,6 +5,7 @@
 #include <hyena/io/gpt2_tokenizer.hpp>
 #include <hyena/io/hf_tokenizer.hpp>
 #include <hyena/io/llama2c_tokenizer.hpp>
+#include <hyena/models/config_json.hpp>
 #include <string>
 
 #include "bpe_test_data.hpp"
@@ -70,4 +71,30 @@ TEST_CASE("fuzz regression: a tokenizer.json id far beyond its token count is re
     "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}})";
   CHECK_THROWS_WITH_AS(io::hf_tokenizer_from_json(added, "big_added.json"), doctest::Contains("has id 900000000"),
                        hyena::error);
+}
+
+// fuzz_hf_tokenizer (UBSan): an added token with "id": 31844674407370955161502 (a float in JSON)
+// was converted to int32, which is undefined behaviour. Ids must be integers in [0, 2^31).
+TEST_CASE("fuzz regression: a non-integer added-token id is refused") {
+  for (const char* id : {"3.1844674407370955e22", "1.5", "-1", "4294967296", "\"7\""}) {
+    const std::string text = std::string(R"({"added_tokens": [{"id": )") + id +
+                             R"(, "content": "<x>"}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})";
+    CAPTURE(id);
+    CHECK_THROWS_WITH_AS(io::hf_tokenizer_from_json(text, "bad_id.json"), doctest::Contains("bad_id.json"),
+                         hyena::error);
+  }
+}
+
+// The same kind in our checkpoints' hyena.config metadata (model_config_from_json): a float where
+// an integer belongs was converted with undefined behaviour; now it is an error naming the field.
+TEST_CASE("fuzz regression: model config fields are read by their type") {
+  CHECK_THROWS_WITH_AS(models::model_config_from_json(nlohmann::json::parse(R"({"vocab": 1e30})")),
+                       doctest::Contains("field 'vocab' must be an integer"), hyena::error);
+  CHECK_THROWS_WITH_AS(models::model_config_from_json(nlohmann::json::parse(R"({"hidden": 64.5})")),
+                       doctest::Contains("field 'hidden' must be an integer"), hyena::error);
+  CHECK_THROWS_WITH_AS(models::model_config_from_json(nlohmann::json::parse(R"({"tie_embeddings": 1})")),
+                       doctest::Contains("must be true or false"), hyena::error);
+  auto c = models::model_config_from_json(nlohmann::json::parse(R"({"vocab": 300, "rotary_base": 500})"));
+  CHECK(c.vocab == 300);
+  CHECK(c.rotary_base == 500.0);
 }

@@ -100,7 +100,10 @@ struct loader {
     for (const auto& a : j) {
       if (!a.is_object() || !a.contains("id") || !a.contains("content")) fail("an added token lacks id or content");
       added_token t;
-      t.id = a["id"].get<std::int32_t>();
+      const auto& id = a["id"];
+      if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::int64_t>() > 0x7FFFFFFF)
+        fail("added token id ", id.dump(), " is not an integer in [0, 2^31)");
+      t.id = id.get<std::int32_t>();
       t.content = a["content"].get<std::string>();
       t.special = flag(a, "special", false);
       t.normalized = flag(a, "normalized", !t.special);

@@ -1,5 +1,7 @@
 // models/config_json.hpp: model_config <-> JSON (checkpoint metadata, CLI presets).
 #pragma once
+#include <limits>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -40,8 +42,26 @@ inline model_config model_config_from_json(const nlohmann::json& j) {
     HYENA_CHECK(known.contains(key), "model config: unknown field '", key, "'");
     HYENA_CHECK(value.is_number() || value.is_boolean(), "model config: field '", key, "' must be a number or boolean");
   }
+  // Each field by its type: an integer field takes only an integer that fits (a float such as
+  // 1e30 converted to an integer is undefined behaviour: found by fuzz_checkpoint's UBSan).
   auto get = [&](const char* k, auto& field) {
-    if (j.contains(k)) field = j.at(k).get<std::decay_t<decltype(field)>>();
+    using F = std::decay_t<decltype(field)>;
+    if (!j.contains(k)) return;
+    const auto& v = j.at(k);
+    if constexpr (std::is_same_v<F, bool>) {
+      HYENA_CHECK(v.is_boolean(), "model config: field '", k, "' must be true or false, got ", v.dump());
+    } else if constexpr (std::is_integral_v<F>) {
+      HYENA_CHECK(v.is_number_integer() && (v.is_number_unsigned() ? v.get<std::uint64_t>() <= std::uint64_t(
+                                                                         std::numeric_limits<F>::max())
+                                                                   : v.get<std::int64_t>() >= std::int64_t(
+                                                                         std::numeric_limits<F>::min()) &&
+                                                                         v.get<std::int64_t>() <= std::int64_t(
+                                                                             std::numeric_limits<F>::max())),
+                  "model config: field '", k, "' must be an integer in range, got ", v.dump());
+    } else {
+      HYENA_CHECK(v.is_number(), "model config: field '", k, "' must be a number, got ", v.dump());
+    }
+    field = v.get<F>();
   };
   get("vocab", c.vocab);
   get("hidden", c.hidden);
