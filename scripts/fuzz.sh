@@ -17,7 +17,7 @@ root=$(pwd)
 build=${HYENA_FUZZ_BUILD:-build-fuzz}
 data=${HYENA_DATA_DIR:-$root/../shared/data}
 fixtures=$root/tests/reference/fixtures
-names=(safetensors hf_config hf_tokenizer gpt2_tokenizer llama2c_checkpoint llama2c_tokenizer token_file checkpoint
+names=(safetensors hf_config hf_folder hf_tokenizer gpt2_tokenizer llama2c_checkpoint llama2c_tokenizer token_file checkpoint
        tokenizer_roundtrip)
 
 install_deps() {
@@ -54,6 +54,12 @@ seeds() {
         for f in "$d"/*.safetensors; do ln -sf "$f" "$gen/$(basename "$d")_$(basename "$f")"; done
       done
       echo "$gen" ;;
+    hf_folder)  # each fixture folder as one input: config.json, the separator line, model.safetensors
+      mkdir -p "$gen" && for d in "$fixtures"/hf_tiny_* "$data/../cases/llama-mlp-bias"; do
+        [ -f "$d/config.json" ] && [ -f "$d/model.safetensors" ] &&
+          { cat "$d/config.json"; printf '\n#model.safetensors\n'; cat "$d/model.safetensors"; } > "$gen/$(basename "$d")"
+      done
+      echo "$gen" ;;
     hf_config)
       mkdir -p "$gen" && for d in "$fixtures"/hf_tiny_* "$data/../cases/llama-mlp-bias"; do
         [ -f "$d/config.json" ] && ln -sf "$d/config.json" "$gen/$(basename "$d").json"
@@ -75,6 +81,8 @@ run_one() {
   local corpus=$build/corpus/$n findings=$build/findings/$n log=$build/logs/$n.log dict=()
   mkdir -p "$corpus" "$findings" "$build/logs"
   [ -f "fuzz/dict/$n.dict" ] && dict=(-dict="fuzz/dict/$n.dict")
+  local max_len=${HYENA_FUZZ_MAX_LEN:-65536}
+  [ "$n" = hf_folder ] && max_len=${HYENA_FUZZ_MAX_LEN:-131072}  # the tiny fixture folders are ~100 kB
   mapfile -t seed_dirs < <(seeds "$n" | while read -r d; do [ -d "$d" ] && echo "$d"; done)
   echo "fuzz_$n: $secs s, seeds ${seed_dirs[*]}" >&2
   local rc=0
@@ -82,7 +90,7 @@ run_one() {
   TMPDIR=${HYENA_FUZZ_TMP:-/dev/shm} HYENA_DATA_DIR=$data ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     nice -n 10 "$build/fuzz/fuzz_$n" "$corpus" "${seed_dirs[@]}" "${dict[@]}" -max_total_time="$secs" \
-    -rss_limit_mb=4096 -malloc_limit_mb=2048 -max_len="${HYENA_FUZZ_MAX_LEN:-65536}" \
+    -rss_limit_mb=4096 -malloc_limit_mb=2048 -max_len="$max_len" \
     -timeout=25 -print_final_stats=1 -artifact_prefix="$findings/" "$@" >"$log" 2>&1 || rc=$?
   grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)" "$log" | tr '\n' ' ' >&2 || true
   echo >&2
