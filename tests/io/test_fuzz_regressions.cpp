@@ -44,7 +44,7 @@ TEST_CASE("fuzz regression: llama2.c tokenizer round-trips text starting with co
   const std::string tok = "stories260k/tok512.bin";
   if (!bpe_test::have_data(tok)) return;
   io::llama2c_tokenizer t((bpe_test::data_dir() / tok).string(), 512);
-  for (const std::string x : {std::string("\xa4\x9a\xe6 fd"), std::string("\xa4 f"), std::string("\x80"),
+  for (const std::string& x : {std::string("\xa4\x9a\xe6 fd"), std::string("\xa4 f"), std::string("\x80"),
                               std::string("\xbf\xbf\xbf\xbf x")}) {
     CAPTURE(x);
     CHECK(t.decode(t.encode(x)) == x);
