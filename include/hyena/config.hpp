@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -36,18 +37,31 @@ class nonfinite_error : public error {
 };
 
 namespace detail {
+// Whether error messages end with the library's source location "[file.hpp:line]": on in
+// debug builds (NDEBUG not defined) and whenever HYENA_ERROR_LOCATIONS=1 is set in the
+// environment; off otherwise, so users see only the problem, their file and the value.
+inline bool error_locations() {
+#ifndef NDEBUG
+  return true;
+#else
+  const char* e = std::getenv("HYENA_ERROR_LOCATIONS");
+  return e && e[0] == '1' && e[1] == '\0';
+#endif
+}
+
 template <class... Parts>
 [[noreturn]] inline void fail(const char* file, int line, const Parts&... parts) {
   std::ostringstream os;
   (os << ... << parts);
-  os << " [" << file << ":" << line << "]";
+  if (error_locations()) os << " [" << file << ":" << line << "]";
   throw error(os.str());
 }
 }  // namespace detail
 
 }  // namespace hyena
 
-// HYENA_CHECK(cond, "message", value, ...): throws hyena::error when cond is false.
+// HYENA_CHECK(cond, "message", value, ...): throws hyena::error when cond is false. The message
+// is the parts streamed in order; the source location follows only as detail::error_locations() says.
 #define HYENA_CHECK(cond, ...)                                    \
   do {                                                            \
     if (!(cond)) ::hyena::detail::fail(__FILE__, __LINE__, __VA_ARGS__); \

@@ -60,7 +60,7 @@ void check_size(index_t n, double tol) {
     double num = 0, den = 1e-300;
     for (std::size_t a = 0; a < ks.size(); ++a)
       for (index_t l = 0; l < W; ++l) {
-        const cd g(double(gr[ks[a] * W + l]), double(gi[ks[a] * W + l])), w = want[a * W + l];
+        const cd g{double(gr[ks[a] * W + l]), double(gi[ks[a] * W + l])}, w = want[a * W + l];
         if (!std::isfinite(g.real()) || !std::isfinite(g.imag())) num = INFINITY;
         num = std::max(num, std::abs(g - w));
         den = std::max(den, std::abs(w));

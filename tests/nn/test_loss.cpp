@@ -59,8 +59,10 @@ TEST_CASE("loss ops: cpu matches cpu_ref (threads, SIMD tails, large vocabularie
     index_t rows, vocab;
     double scale;
   };
-  for (auto [rows, vocab, scale] : {size_case{37, 1003, 3.0}, size_case{300, 64, 1.0}, size_case{5, 7, 10.0},
-                                    size_case{3, 50257, 4.0}}) {
+  for (const size_case sc : {size_case{37, 1003, 3.0}, size_case{300, 64, 1.0}, size_case{5, 7, 10.0},
+                             size_case{3, 50257, 4.0}}) {
+    const auto rows = sc.rows, vocab = sc.vocab;  // not a structured binding: INFO captures them (clang 14)
+    const double scale = sc.scale;
     INFO("rows ", rows, " vocab ", vocab);
     rng r(rows * 7 + vocab);
     auto logits = random_tensor<float>({rows, vocab}, r, scale);

@@ -11,11 +11,13 @@ using namespace hyena;
 
 TEST_CASE("swiglu_mlp: gradients match central differences") {
   testing::check_layer_gradients<nn::swiglu_mlp>({.hidden = 5, .intermediate = 7}, 2, 3);
+  testing::check_layer_gradients<nn::swiglu_mlp>({.hidden = 5, .intermediate = 7, .bias = true}, 2, 3);
 }
 
 TEST_CASE("swiglu_mlp: cpu matches cpu_ref") {
   testing::check_layer_parity<nn::swiglu_mlp>({.hidden = 33, .intermediate = 70}, 2, 9);
   testing::check_layer_parity<nn::swiglu_mlp>({.hidden = 4, .intermediate = 3}, 1, 2);
+  testing::check_layer_parity<nn::swiglu_mlp>({.hidden = 33, .intermediate = 70, .bias = true}, 2, 9);
 }
 
 TEST_CASE("swiglu ops: known values, both backends, threaded") {
@@ -51,6 +53,7 @@ TEST_CASE("swiglu_mlp: parameter names and PyTorch shapes") {
   model_config m;
   m.hidden = 8;
   m.intermediate = 24;
+  m.mlp_bias = false;  // Llama
   std::map<std::string, shape> got;
   nn::swiglu_mlp<backend::cpu, float>::params p;
   for_each_tensor<float>(p, [&](const std::string& n, view<float>&, const shape& s) { got[n] = s; },
@@ -59,36 +62,50 @@ TEST_CASE("swiglu_mlp: parameter names and PyTorch shapes") {
   CHECK(got["gate.weight"] == shape{24, 8});
   CHECK(got["up.weight"] == shape{24, 8});
   CHECK(got["down.weight"] == shape{8, 24});
+  m.mlp_bias = true;  // HF LlamaConfig.mlp_bias: gate_proj.bias, up_proj.bias, down_proj.bias
+  got.clear();
+  for_each_tensor<float>(p, [&](const std::string& n, view<float>&, const shape& s) { got[n] = s; },
+                         nn::swiglu_mlp_config::from(m));
+  CHECK(got.size() == 6);
+  CHECK(got["gate.bias"] == shape{24});
+  CHECK(got["up.bias"] == shape{24});
+  CHECK(got["down.bias"] == shape{8});
 }
 
-TEST_CASE("swiglu_mlp: matches a plain-loop implementation") {
+TEST_CASE("swiglu_mlp: matches a plain-loop implementation, with and without biases") {
   using L = nn::swiglu_mlp<backend::cpu, double>;
-  L::config c{.hidden = 3, .intermediate = 4};
-  L::params p;
-  L::cache k;
-  arena<double> pa, ka;
-  pa.bind(p, c);
-  ka.bind(k, c, 2, 1);
-  rng r(9);
-  for (auto* v : {&p.gate.weight, &p.up.weight, &p.down.weight}) fill_normal(*v, r, 0.8);
-  tensor<double> x({2, 1, 3}), y({2, 1, 3});
-  fill_normal(x.v(), r);
-  backend::host_context ctx;
-  L::forward(ctx, c, p, k, x.v(), y.v());
-  for (index_t t = 0; t < 2; ++t) {
-    std::vector<double> h(4);
-    for (index_t j = 0; j < 4; ++j) {
-      double g = 0, u = 0;
-      for (index_t i = 0; i < 3; ++i) {
-        g += p.gate.weight(j, i) * x.data()[t * 3 + i];
-        u += p.up.weight(j, i) * x.data()[t * 3 + i];
+  for (bool bias : {false, true}) {
+    CAPTURE(bias);
+    L::config c{.hidden = 3, .intermediate = 4, .bias = bias};
+    L::params p;
+    L::cache k;
+    arena<double> pa, ka;
+    pa.bind(p, c);
+    ka.bind(k, c, 2, 1);
+    rng r(9);
+    for (auto* v : {&p.gate.weight, &p.up.weight, &p.down.weight}) fill_normal(*v, r, 0.8);
+    if (bias)
+      for (auto* v : {&p.gate.bias, &p.up.bias, &p.down.bias}) fill_normal(*v, r, 0.8);
+    auto b = [&](const view<double>& v, index_t i) { return bias ? v.data[i] : 0.0; };
+    tensor<double> x({2, 1, 3}), y({2, 1, 3});
+    fill_normal(x.v(), r);
+    backend::host_context ctx;
+    L::forward(ctx, c, p, k, x.v(), y.v());
+    for (index_t t = 0; t < 2; ++t) {
+      std::vector<double> h(4);
+      for (index_t j = 0; j < 4; ++j) {
+        double g = b(p.gate.bias, j), u = b(p.up.bias, j);
+        for (index_t i = 0; i < 3; ++i) {
+          g += p.gate.weight(j, i) * x.data()[t * 3 + i];
+          u += p.up.weight(j, i) * x.data()[t * 3 + i];
+        }
+        h[j] = g / (1 + std::exp(-g)) * u;
       }
-      h[j] = g / (1 + std::exp(-g)) * u;
-    }
-    for (index_t o = 0; o < 3; ++o) {
-      double want = 0;
-      for (index_t j = 0; j < 4; ++j) want += p.down.weight(o, j) * h[j];
-      CHECK(y.data()[t * 3 + o] == doctest::Approx(want).epsilon(1e-12));
+      for (index_t o = 0; o < 3; ++o) {
+        double want = b(p.down.bias, o);
+        for (index_t j = 0; j < 4; ++j) want += p.down.weight(o, j) * h[j];
+        CHECK(y.data()[t * 3 + o] == doctest::Approx(want).epsilon(1e-12));
+      }
     }
   }
 }

@@ -95,6 +95,9 @@ class bpe_model {
 
   std::size_t size() const { return vocab_.size(); }
   const std::string& token(std::int32_t id) const { return vocab_[id]; }
+  // Whether byte b has a token of its own (its byte-level character is in the vocabulary).
+  bool has_byte(unsigned char b) const { return byte_ids_[b] >= 0; }
+  const bpe_options& options() const { return opt_; }
   std::optional<std::int32_t> id(std::string_view token) const {
     auto it = ids_.find(std::string(token));
     return it == ids_.end() ? std::nullopt : std::optional<std::int32_t>(it->second);

@@ -5,7 +5,11 @@
 //   2. the normaliser (NFC or none) runs on each piece between added tokens;
 //   3. the ByteLevel pre-tokenizer (optional prefix space, GPT-2's regex) cuts words;
 //   4. the BPE model (bpe_model.hpp) turns each word's bytes into ids.
-// Invalid UTF-8 is kept byte for byte (see utf8.hpp). Differences from HF, by design:
+// Invalid UTF-8 is kept byte for byte (see utf8.hpp) when the vocabulary has a token for each of
+// its bytes (GPT-2's has all 256); a byte of an invalid sequence that has none, with no unk token
+// to stand for it (GPT-NeoX-20B's vocabulary lacks 0xC0, 0xC1 and 0xF5..0xFF, bytes valid UTF-8
+// never holds), is an error naming the byte and its offset, never a silent drop. Bytes of valid
+// UTF-8 without a token are dropped, as HF does. Differences from HF, by design:
 // decode() returns the raw bytes (HF replaces invalid UTF-8 from cut sequences with U+FFFD) and
 // keeps special tokens (HF's Python decode skips them by default); post-processors (bos/eos
 // templates) are not applied, as the tokenizer interface says.
@@ -118,9 +122,12 @@ class bpe_tokenizer final : public tokenizer {
       set(t.id, t.content);
       special_[t.id] = t.special;
     }
+    for (int b = 128; b < 256; ++b)
+      if (!model_->has_byte(static_cast<unsigned char>(b)) && !model_->options().unk_id) missing_bytes_ = true;
   }
 
   std::vector<std::int32_t> encode(std::string_view text) const override {
+    if (missing_bytes_) check_invalid_bytes(text);
     std::vector<std::int32_t> ids;
     ids.reserve(text.size() / 3 + 4);
     auto token = [&](std::int32_t id) { ids.push_back(id); };
@@ -177,6 +184,25 @@ class bpe_tokenizer final : public tokenizer {
     HYENA_CHECK(known_[std::size_t(id)], opt_.name, " tokenizer: id ", id, " has no token");
   }
 
+  // Throws at the first byte of an invalid UTF-8 sequence that has no token (see the header).
+  void check_invalid_bytes(std::string_view text) const {
+    for (std::size_t i = 0; i < text.size();) {
+      const auto c = static_cast<unsigned char>(text[i]);
+      if (c < 0x80) {
+        ++i;
+        continue;
+      }
+      const auto d = utf8::decode(text, i);
+      if (d.cp == utf8::invalid && !model_->has_byte(c)) {
+        static const char* hex = "0123456789ABCDEF";
+        HYENA_FAIL(opt_.name, " tokenizer: byte 0x", hex[c >> 4], hex[c & 15], " at offset ", i,
+                   " of the text is not valid UTF-8 and the vocabulary has no token for it (nor an unk token); "
+                   "decode the text as UTF-8 with replacement first");
+      }
+      i += d.len;
+    }
+  }
+
   // ByteLevel pre-tokenizer + BPE for one piece between added tokens.
   void words(std::string_view piece, std::vector<std::int32_t>& ids) const {
     std::string prefixed;
@@ -199,6 +225,7 @@ class bpe_tokenizer final : public tokenizer {
   bpe_detail::literal_matcher raw_, normalized_;
   std::vector<std::string> decoded_;
   std::vector<std::uint8_t> known_, special_;
+  bool missing_bytes_ = false;  // some byte >= 0x80 has no token and there is no unk
 };
 
 }  // namespace hyena::io

@@ -19,14 +19,19 @@
 //
 // Our fused qkv rows are [q all heads | k all kv heads | v all kv heads]; GPT-NeoX's
 // query_key_value is view(heads, 3, head_dim): row (h*3 + t)*head_dim + d holds our row
-// (t*heads + h)*head_dim + d. Tensors of the file that the model does not use (rotary
-// inv_freq buffers, attention masks) are ignored.
+// (t*heads + h)*head_dim + d. Every tensor of the folder must be read into a parameter, except
+// the non-parameter buffers older transformers saved (rotary_emb.inv_freq, GPT-NeoX's causal
+// mask attention.bias and attention.masked_bias) and, for tied embeddings, an lm_head /
+// embed_out equal to the input embedding; any other tensor is an error naming it (a weight
+// the model would silently drop, such as mlp biases of a config that does not declare them).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -137,6 +142,27 @@ class tensor_store {
     }
   }
 
+  // Every tensor name of the folder: the single file's, or the weight_map's plus any tensor a
+  // shard holds that the weight_map does not list. Each with the file that holds it.
+  std::map<std::string, std::string> all_tensors() {
+    std::map<std::string, std::string> out;
+    if (!single_.empty()) {
+      for (const auto& n : open(single_).names()) out[n] = single_;
+      return out;
+    }
+    std::set<std::string> shards;
+    for (const auto& [name, file] : map_) shards.insert(file);
+    for (const auto& file : shards) {
+      const std::string shard = (std::filesystem::path(folder_) / file).string();
+      HYENA_CHECK(std::filesystem::exists(shard), index_, ": shard '", file, "' does not exist: ", shard);
+      for (const auto& n : open(shard).names()) out.emplace(n, shard);
+    }
+    for (const auto& [name, file] : map_)
+      HYENA_CHECK(out.count(name), index_, ": weight_map puts tensor '", name, "' in '", file,
+                  "', which does not hold it");
+    return out;
+  }
+
   // The file holding HF tensor `name` (`why` says which of our parameters needs it).
   const safetensors_file& file_for(const std::string& name, const std::string& why) {
     if (!single_.empty()) {
@@ -190,6 +216,16 @@ inline void check_config(const std::string& source, const models::model_config& 
               model.norm_eps, " but the checkpoint's config gives ", file.norm_eps);
 }
 
+// Tensors a checkpoint may hold that are not parameters: recomputed from the config.
+inline bool known_buffer(const std::string& arch, const std::string& name) {
+  auto ends_with = [&](const char* suffix) {
+    const std::string s(suffix);
+    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+  };
+  if (ends_with(".rotary_emb.inv_freq")) return true;  // both architectures, transformers < 4.3x
+  return arch == "gpt_neox" && (ends_with(".attention.bias") || ends_with(".attention.masked_bias"));
+}
+
 }  // namespace hf_detail
 
 // Architecture and model_config from `folder`/config.json.
@@ -209,11 +245,13 @@ void load_hf_weights(const std::string& folder, Model& model) {
   hf_detail::check_config(cfg_path, info.config, model.config());
   hf_detail::tensor_store store(folder);
   const auto& c = model.config();
+  std::set<std::string> consumed;
   model.for_each_parameter([&](const std::string& ours, auto& dst, auto&) {
     const auto src = hf_detail::sources_for(info.arch, c, ours, hf_detail::dims_of(dst.shape),
                                              "hf checkpoint " + folder);
     const index_t row_len = dst.shape.rank > 1 ? dst.numel() / dst.shape[0] : 1;
     for (const auto& p : src.pieces) {
+      consumed.insert(p.name);
       const auto& f = store.file_for(p.name, "'" + ours + "'");
       const tensor_info& t = f.info(p.name);
       HYENA_CHECK(t.shape == p.shape, f.path(), ": tensor '", p.name, "' has shape ", dims_str(t.shape), ", but ",
@@ -233,6 +271,27 @@ void load_hf_weights(const std::string& folder, Model& model) {
       }
     }
   });
+  // No tensor of the folder may be left unread, bar the known buffers and a tied copy of the embedding.
+  const std::string embed = info.arch == "gpt_neox" ? "gpt_neox.embed_in.weight" : "model.embed_tokens.weight";
+  const std::string unembed = info.arch == "gpt_neox" ? "embed_out.weight" : "lm_head.weight";
+  for (const auto& [name, file] : store.all_tensors()) {
+    if (consumed.count(name) || hf_detail::known_buffer(info.arch, name)) continue;
+    if (name == unembed && c.tie_embeddings) {
+      const auto& fu = store.file_for(unembed, "the tied-embedding check");
+      const auto& fe = store.file_for(embed, "the tied-embedding check");
+      HYENA_CHECK(fu.info(unembed).shape == fe.info(embed).shape, file, ": tensor '", unembed, "' has shape ",
+                  dims_str(fu.info(unembed).shape), " but tie_word_embeddings is true and '", embed, "' has ",
+                  dims_str(fe.info(embed).shape));
+      auto a = fu.template load<double>(unembed);
+      auto b = fe.template load<double>(embed);
+      HYENA_CHECK(std::equal(a.data(), a.data() + a.numel(), b.data()), file, ": tensor '", unembed,
+                  "' differs from '", embed, "' but ", cfg_path, " says tie_word_embeddings is true");
+      continue;
+    }
+    HYENA_FAIL(file, ": tensor '", name, "' is not used by the ", info.arch, " model that ", cfg_path,
+               " describes (a weight hyena would drop; is a config field such as mlp_bias or attention_bias "
+               "missing?)");
+  }
 }
 
 // A model built from `folder`'s config.json with its weights loaded. max_seq defaults to

@@ -6,12 +6,19 @@
 // so a config means here what it means there. Anything we cannot compute exactly (rope
 // scaling, another activation, an odd rotary width) is a hyena::error naming the field:
 // loading it anyway would give different logits without a word.
+//
+// Every field of a config is accounted for (hf_detail::audit_fields): each one is either read
+// into model_config, or listed as not changing the logits (token ids, generation defaults,
+// training-only settings such as dropout and initializer_range, bookkeeping), or allowed only at
+// its neutral value (pruned_heads {}, is_encoder_decoder false, ...). Any other field - one a
+// newer transformers or a fork added - is refused by name, since it may change the computation.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "../models/config.hpp"
@@ -111,6 +118,59 @@ inline void read_sizes(const json_fields& f, models::model_config& c) {
               " is not a multiple of num_attention_heads ", c.heads);
 }
 
+// Fields that do not change the logits of a forward pass: bookkeeping, token ids, generation
+// defaults, output switches, training-only settings (dropout, initialisation), the attention
+// kernel choice, and pretraining_tp (Llama: the same products, computed in slices).
+inline bool harmless_field(const std::string& k) {
+  static const std::set<std::string> names = {
+      "architectures", "model_type", "transformers_version", "_name_or_path", "name_or_path", "_commit_hash",
+      "torch_dtype", "dtype", "bos_token_id", "eos_token_id", "pad_token_id", "sep_token_id",
+      "decoder_start_token_id", "initializer_range", "attention_dropout", "hidden_dropout", "classifier_dropout",
+      "use_cache", "return_dict", "output_hidden_states", "output_attentions", "torchscript", "use_return_dict",
+      "max_length", "min_length", "do_sample", "early_stopping", "num_beams", "num_beam_groups",
+      "diversity_penalty", "temperature", "top_k", "top_p", "typical_p", "repetition_penalty", "length_penalty",
+      "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "bad_words_ids", "num_return_sequences",
+      "output_scores", "return_dict_in_generate", "forced_bos_token_id", "forced_eos_token_id",
+      "remove_invalid_values", "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens",
+      "chunk_size_feed_forward", "id2label", "label2id", "num_labels", "problem_type", "finetuning_task",
+      "tokenizer_class", "prefix", "task_specific_params", "tf_legacy_loss", "use_bfloat16",
+      "_attn_implementation", "attn_implementation", "_attn_implementation_autoset", "pretraining_tp",
+      "is_decoder", "cross_attention_hidden_size", "gradient_checkpointing"};
+  return names.count(k) != 0;
+}
+
+// Fields allowed only at the value that leaves the computation unchanged.
+inline void check_neutral_fields(const json_fields& f) {
+  for (const char* k : {"is_encoder_decoder", "add_cross_attention", "tie_encoder_decoder"})
+    HYENA_CHECK(!f.boolean(k, false), f.source, ": field '", k, "' is true (not supported: decoder-only models)");
+  if (f.has("pruned_heads")) {
+    const auto& v = f.j.at("pruned_heads");
+    HYENA_CHECK(v.is_object() && v.empty(), f.source, ": field 'pruned_heads' is ", v.dump(),
+                " (pruned attention heads are not supported)");
+  }
+}
+
+// Refuses every field that is neither read (`computed`) nor harmless nor neutral.
+inline void audit_fields(const json_fields& f, const std::string& arch, std::initializer_list<const char*> computed) {
+  check_neutral_fields(f);
+  static const std::set<std::string> neutral = {"is_encoder_decoder", "add_cross_attention", "tie_encoder_decoder",
+                                                "pruned_heads"};
+  for (auto it = f.j.begin(); it != f.j.end(); ++it) {
+    const std::string& k = it.key();
+    if (harmless_field(k) || neutral.count(k)) continue;
+    if (std::find_if(computed.begin(), computed.end(), [&](const char* c) { return k == c; }) != computed.end())
+      continue;
+    if (k == "quantization_config")
+      HYENA_FAIL(f.source, ": field 'quantization_config' is not supported (quantized weights; load the ",
+                 "unquantized checkpoint)");
+    if (k == "auto_map")
+      HYENA_FAIL(f.source, ": field 'auto_map' is not supported (the model runs its own code, which ", arch,
+                 " here may not compute)");
+    HYENA_FAIL(f.source, ": field '", k, "' (", it.value().dump(), ") is not known to hyena's ", arch,
+               " loader and may change the computation; refusing rather than ignoring it");
+  }
+}
+
 }  // namespace hf_detail
 
 // config.json contents -> architecture + model_config; `source` names the file in errors.
@@ -134,6 +194,11 @@ inline hf_model_info parse_hf_config(const nlohmann::json& j, const std::string&
     c.tie_embeddings = f.boolean("tie_word_embeddings", false);
     c.attention_bias = f.boolean("attention_bias", true);
     c.mlp_bias = true;
+    audit_fields(f, type,
+                 {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                  "max_position_embeddings", "hidden_act", "rope_scaling", "rope_parameters", "rotary_pct",
+                  "partial_rotary_factor", "rotary_emb_base", "rope_theta", "layer_norm_eps", "use_parallel_residual",
+                  "tie_word_embeddings", "attention_bias"});
   } else if (type == "llama") {
     out.arch = "llama";
     read_sizes(f, c);
@@ -151,6 +216,14 @@ inline hf_model_info parse_hf_config(const nlohmann::json& j, const std::string&
     c.tie_embeddings = f.boolean("tie_word_embeddings", false);
     c.attention_bias = f.boolean("attention_bias", false);
     c.mlp_bias = f.boolean("mlp_bias", false);
+    if (f.has("pretraining_tp"))
+      HYENA_CHECK(f.integer("pretraining_tp") >= 1, source, ": pretraining_tp ", f.integer("pretraining_tp"),
+                  " must be at least 1");
+    audit_fields(f, type,
+                 {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                  "max_position_embeddings", "num_key_value_heads", "head_dim", "hidden_act", "rope_scaling",
+                  "rope_parameters", "rotary_pct", "partial_rotary_factor", "rotary_emb_base", "rope_theta",
+                  "rms_norm_eps", "tie_word_embeddings", "attention_bias", "mlp_bias"});
   } else {
     HYENA_FAIL(source, ": model_type '", type, "' is not supported (expected 'gpt_neox' or 'llama')");
   }

@@ -100,7 +100,10 @@ struct loader {
     for (const auto& a : j) {
       if (!a.is_object() || !a.contains("id") || !a.contains("content")) fail("an added token lacks id or content");
       added_token t;
-      t.id = a["id"].get<std::int32_t>();
+      const auto& id = a["id"];
+      if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::int64_t>() > 0x7FFFFFFF)
+        fail("added token id ", id.dump(), " is not an integer in [0, 2^31)");
+      t.id = id.get<std::int32_t>();
       t.content = a["content"].get<std::string>();
       t.special = flag(a, "special", false);
       t.normalized = flag(a, "normalized", !t.special);
@@ -132,6 +135,16 @@ struct loader {
       ids.emplace(tok, id.get<std::int32_t>());
       max_id = std::max(max_id, id.get<std::int32_t>());
     }
+    // Ids are nearly dense: none at or beyond twice the number of tokens the file defines (model
+    // and added) plus 1024, so a small file cannot ask for a table of 2^31 entries.
+    const std::size_t defined = ids.size() + added.size(), limit = 2 * defined + 1024;
+    if (max_id >= 0 && std::size_t(max_id) >= limit)
+      fail("vocab id ", max_id, " is far beyond the ", defined, " tokens the file defines (ids must be below ",
+           limit, ")");
+    for (const auto& t : added)
+      if (t.id >= 0 && std::size_t(t.id) >= limit)
+        fail("added token '", t.content, "' has id ", t.id, ", far beyond the ", defined,
+             " tokens the file defines (ids must be below ", limit, ")");
     std::vector<std::string> vocab(std::size_t(max_id + 1));
     for (const auto& [tok, id] : ids) {
       if (!vocab[std::size_t(id)].empty()) fail("vocab id ", id, " is used twice");

@@ -147,8 +147,17 @@ inline std::vector<std::int32_t> llama2c_tokenizer::encode(std::string_view text
     sym.push_back({b, l, id, i - 1, i + 1, m});
   };
   // One symbol per UTF-8 code point: a lead byte and up to 3 continuation bytes (as llama2.c
-  // groups them, so malformed input still round-trips through byte fallback).
+  // groups them, so malformed input still round-trips through byte fallback). The dummy-prefix
+  // space is always a symbol of its own: llama2.c would glue stray continuation bytes at the start
+  // of the text onto it, and the byte-fallback <0x20> that results is not stripped by decode
+  // (found by fuzz_tokenizer_roundtrip: "\xa4\x9a..." came back with a leading space).
   for (std::size_t i = 0; i < work.size();) {
+    if (i == 0) {
+      const std::int32_t id = lookup(std::string_view(work).substr(0, 1));
+      push(0, 1, id >= 0 ? id : byte_id(' '), id >= 0);
+      i = 1;
+      continue;
+    }
     std::size_t j = i + 1;
     while (j < work.size() && j - i < 4 && (static_cast<unsigned char>(work[j]) & 0xC0) == 0x80) ++j;
     if (std::int32_t id = lookup(std::string_view(work).substr(i, j - i)); id >= 0) {

@@ -5,7 +5,11 @@
 // offsets into the data section) plus an optional "__metadata__" string -> string map.
 //
 // The reader memory-maps the file and validates the whole header up front, so a bad file
-// fails at open() with one hyena::error naming the file, the tensor and the problem.
+// fails at open() with one hyena::error naming the file, the tensor and the problem. The rules
+// (see parse()): keys unique; dtype one the format defines; shape and data_offsets plain
+// non-negative integers; each range exactly element count x element size; the ranges, sorted,
+// tiling the data section from byte 0 to its end with no gap, overlap or tail; the header one
+// UTF-8 JSON object starting with '{', padded only with spaces.
 // The writer produces files that Python's `safetensors` accepts: its loader rejects gaps
 // between tensors, so tensors are packed back to back, ordered by element size (8-byte
 // types first, then 4, then 2) and by name within each size. The data section starts on
@@ -19,6 +23,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <sstream>
@@ -115,6 +120,11 @@ class safetensors_file {
     HYENA_FAIL("safetensors: ", path(), ": tensor '", tensor, "': ", parts...);
   }
 
+  // The format's whole rule set, as Python's `safetensors` enforces it (tests/reference/
+  // safetensors_rules.py is the golden test), plus three points where the spec is stricter than
+  // that reader and hyena follows the spec: keys are unique at every level (a duplicate is an
+  // error, not "the last one wins"), the header begins with '{' and the JSON is followed only by
+  // spaces (0x20), never by tabs, newlines or NULs.
   void parse() {
     const std::size_t size = file_.size();
     if (size < 8) fail("", "truncated file: ", size, " bytes, need at least 8 for the header length");
@@ -125,15 +135,8 @@ class safetensors_file {
     data_ = file_.data() + 8 + n;
     const std::uint64_t data_size = size - 8 - n;
 
-    nlohmann::json header;
-    try {
-      const char* h = reinterpret_cast<const char*>(file_.data() + 8);
-      header = nlohmann::json::parse(h, h + n);  // trailing space padding is plain JSON whitespace
-    } catch (const nlohmann::json::exception& e) {
-      fail("", "header is not valid JSON: ", e.what());
-    }
+    const nlohmann::json header = parse_header(reinterpret_cast<const char*>(file_.data() + 8), n);
     if (!header.is_object()) fail("", "header is not a JSON object");
-
     for (auto it = header.begin(); it != header.end(); ++it) {
       const std::string& name = it.key();
       if (name == "__metadata__") {
@@ -142,20 +145,88 @@ class safetensors_file {
       }
       tensors_[name] = parse_entry(name, it.value(), data_size);
     }
+    check_tiling(data_size);
+  }
 
-    // Ranges must not overlap: sorted by begin, each must start at or after the previous end.
+  // The header bytes: one UTF-8 JSON object, then only spaces; every key unique.
+  nlohmann::json parse_header(const char* h, std::uint64_t n) const {
+    std::uint64_t len = n;
+    while (len > 0 && h[len - 1] == ' ') --len;
+    if (len == 0) fail("", "header is empty: it must be a JSON object");
+    if (h[0] != '{')
+      fail("", "header is not a JSON object: it must begin with '{', found byte 0x", hex_byte(h[0]));
+    // A NUL ends nlohmann's input early, so it is refused before parsing: two readers of one
+    // file must never see two different headers.
+    if (const void* nul = std::memchr(h, 0, len))
+      fail("", "header padding: byte 0x00 at offset ", static_cast<const char*>(nul) - h,
+           " of the header; the JSON object may be followed only by spaces (0x20)");
+    if (h[len - 1] != '}' && nlohmann::json::accept(h, h + len))  // else the parse below names the JSON error
+      fail("", "header padding: byte 0x", hex_byte(h[len - 1]), " at offset ", len - 1,
+           " of the header; the JSON object may be followed only by spaces (0x20)");
+    // nlohmann checks UTF-8 inside strings and that nothing but whitespace follows the value;
+    // the callback sees every key of every object and records the first repeated one.
+    std::vector<std::set<std::string>> open_objects;
+    std::string duplicate;
+    std::size_t duplicate_depth = 0;
+    auto on_event = [&](int, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
+      using event = nlohmann::json::parse_event_t;
+      if (ev == event::object_start) {
+        open_objects.emplace_back();
+      } else if (ev == event::object_end) {
+        if (!open_objects.empty()) open_objects.pop_back();
+      } else if (ev == event::key && duplicate.empty() && !open_objects.empty()) {
+        const std::string& k = parsed.get_ref<const std::string&>();
+        if (!open_objects.back().insert(k).second) duplicate = k, duplicate_depth = open_objects.size();
+      }
+      return true;
+    };
+    nlohmann::json header;
+    try {
+      header = nlohmann::json::parse(h, h + len, on_event);
+    } catch (const nlohmann::json::exception& e) {
+      fail("", "header is not valid JSON: ", e.what());
+    }
+    if (!duplicate.empty()) {
+      if (duplicate_depth == 1) fail(duplicate, "duplicate key: the header names it more than once");
+      fail("", "duplicate key '", duplicate, "' inside a header entry");
+    }
+    return header;
+  }
+
+  // Sorted by (begin, end), the ranges must follow one another from byte 0 to the end of the data
+  // section: no gap, no overlap, no tail (empty tensors sit at the position they name).
+  void check_tiling(std::uint64_t data_size) const {
     std::vector<std::pair<const std::string*, const tensor_info*>> order;
-    for (const auto& [n2, t] : tensors_)
-      if (t.end > t.begin) order.push_back({&n2, &t});  // empty tensors occupy no bytes
-    std::sort(order.begin(), order.end(), [](auto& a, auto& b) { return a.second->begin < b.second->begin; });
-    for (std::size_t i = 1; i < order.size(); ++i)
-      if (order[i].second->begin < order[i - 1].second->end)
-        fail(*order[i].first, "data range [", order[i].second->begin, ", ", order[i].second->end,
-             ") overlaps tensor '", *order[i - 1].first, "' [", order[i - 1].second->begin, ", ",
-             order[i - 1].second->end, ")");
+    for (const auto& [name, t] : tensors_) order.push_back({&name, &t});
+    std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+      return std::pair(a.second->begin, a.second->end) < std::pair(b.second->begin, b.second->end);
+    });
+    std::uint64_t cursor = 0;
+    const std::string* previous = nullptr;
+    for (const auto& [name, t] : order) {
+      if (t->begin > cursor)
+        fail(*name, "gap: data_offsets [", t->begin, ", ", t->end, ") start at byte ", t->begin, " but ",
+             previous ? "the previous tensor '" + *previous + "' ends at byte " : std::string("the data section starts at byte "),
+             cursor, "; tensors must cover the data section exactly");
+      if (t->begin < cursor)
+        fail(*name, "data range [", t->begin, ", ", t->end, ") overlaps tensor '", *previous, "' ending at byte ",
+             cursor);
+      cursor = t->end;
+      if (t->end > t->begin) previous = name;
+    }
+    if (cursor != data_size)
+      fail("", "trailing bytes: the tensors end at byte ", cursor, " of the ", data_size,
+           "-byte data section; tensors must cover the data section exactly");
+  }
+
+  static std::string hex_byte(char c) {
+    const char* digits = "0123456789abcdef";
+    const auto u = static_cast<unsigned char>(c);
+    return {digits[u >> 4], digits[u & 15]};
   }
 
   void parse_metadata(const nlohmann::json& m) {
+    if (m.is_null()) return;  // "__metadata__": null is an absent map
     if (!m.is_object()) fail("", "__metadata__ is not a JSON object");
     for (auto it = m.begin(); it != m.end(); ++it) {
       if (!it.value().is_string()) fail("", "__metadata__ value for '", it.key(), "' is not a string");
@@ -176,17 +247,12 @@ class safetensors_file {
     if (!dt) fail(name, "unknown dtype '", ds, "'");
     t.type = *dt;
 
-    for (const auto& d : e["shape"]) {
-      if (!d.is_number_integer()) fail(name, "shape ", e["shape"].dump(), " has a non-integer dimension");
-      if (!d.is_number_unsigned() && d.get<std::int64_t>() < 0)
-        fail(name, "shape ", e["shape"].dump(), " has a negative dimension");
-      if (d.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max()))
-        fail(name, "shape ", e["shape"].dump(), " has a dimension too large");
-      t.shape.push_back(d.get<index_t>());
-    }
-
+    // Plain non-negative integers: no sign (not even -0), no fraction, no exponent, below 2^64.
+    for (const auto& d : e["shape"])
+      if (!d.is_number_unsigned())
+        fail(name, "shape ", e["shape"].dump(), ": dimensions must be non-negative integers");
     for (const auto& o : e["data_offsets"])
-      if (!o.is_number_integer() || (!o.is_number_unsigned() && o.get<std::int64_t>() < 0))
+      if (!o.is_number_unsigned())
         fail(name, "data_offsets ", e["data_offsets"].dump(), " must be non-negative integers");
     t.begin = e["data_offsets"][0].get<std::uint64_t>();
     t.end = e["data_offsets"][1].get<std::uint64_t>();
@@ -194,15 +260,27 @@ class safetensors_file {
     if (t.end > data_size)
       fail(name, "truncated file: data_offsets end ", t.end, " is beyond the ", data_size, "-byte data section");
 
-    // Bytes the shape needs; a product that overflows u64 can never match.
+    // Bytes the shape needs: the element count folded left to right, then times the bits per
+    // element; any overflow on the way is an error (as in the reference reader, even when a later
+    // dimension is 0), and F4 / F6 tensors must fill whole bytes.
     const std::uint64_t span = t.end - t.begin;
-    std::uint64_t need = dtype_size(t.type);
+    std::uint64_t count = 1, bits = 0;
     bool fits = true;
-    for (index_t d : t.shape) fits = fits && !__builtin_mul_overflow(need, static_cast<std::uint64_t>(d), &need);
-    if (std::find(t.shape.begin(), t.shape.end(), 0) != t.shape.end()) need = 0, fits = true;
-    if (!fits || need != span)
+    for (const auto& d : e["shape"]) fits = fits && !__builtin_mul_overflow(count, d.get<std::uint64_t>(), &count);
+    fits = fits && !__builtin_mul_overflow(count, static_cast<std::uint64_t>(dtype_bits(t.type)), &bits);
+    if (!fits)
+      fail(name, "shape ", e["shape"].dump(), " of ", ds, " needs more than 2^64 bytes (data_offsets [", t.begin, ", ",
+           t.end, "])");
+    for (const auto& d : e["shape"]) {
+      if (d.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max()))
+        fail(name, "shape ", e["shape"].dump(), " has a dimension beyond 2^63 - 1");
+      t.shape.push_back(d.get<index_t>());
+    }
+    if (bits % 8 != 0)
+      fail(name, "shape ", dims_str(t.shape), " of ", ds, " is ", bits, " bits, not a whole number of bytes");
+    if (bits / 8 != span)
       fail(name, "data_offsets [", t.begin, ", ", t.end, "] span ", span, " bytes, but shape ", dims_str(t.shape),
-           " of ", ds, " needs ", fits ? std::to_string(need) : "more than 2^64");
+           " of ", ds, " needs ", bits / 8);
     return t;
   }
 

@@ -6,6 +6,8 @@
 // visit_fields, so a new mixer's hyperparameters are saved and read back with no code here.
 #pragma once
 #include <nlohmann/json.hpp>
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <type_traits>
 
@@ -35,7 +37,14 @@ void fields_from_json(const nlohmann::json& j, S& s, const std::string& what, bo
       if constexpr (std::is_same_v<F, bool>) {
         HYENA_CHECK(value.is_boolean(), what, ": field '", key, "' must be true or false, got ", value.dump());
       } else if constexpr (std::is_integral_v<F>) {
-        HYENA_CHECK(value.is_number_integer(), what, ": field '", key, "' must be an integer, got ", value.dump());
+        // Only an integer that fits: converting a float such as 1e30 to an integer is undefined
+        // behaviour (found by fuzz_checkpoint's UBSan).
+        const bool fits = value.is_number_unsigned()
+                              ? value.template get<std::uint64_t>() <= std::uint64_t(std::numeric_limits<F>::max())
+                              : value.is_number_integer() &&
+                                    value.template get<std::int64_t>() >= std::int64_t(std::numeric_limits<F>::min()) &&
+                                    value.template get<std::int64_t>() <= std::int64_t(std::numeric_limits<F>::max());
+        HYENA_CHECK(fits, what, ": field '", key, "' must be an integer in range, got ", value.dump());
       } else {
         HYENA_CHECK(value.is_number(), what, ": field '", key, "' must be a number, got ", value.dump());
       }
