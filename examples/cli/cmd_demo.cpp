@@ -227,6 +227,8 @@ void run_demo(const demo_args& a) {
   auto distilled = models::make_student<hyena_gpt_neox>(teacher, rd, hyena);
   train::distill_options d = a.d;
   d.train = trainer_opts(student_tokens, "stage 2", "distilled");
+  d.train.lr = a.lr > 0 ? a.lr : train::recommended_stage2().lr;  // the recipe's, not the scratch runs'
+  d.train.min_lr = d.train.lr / 10;
   d.init = a.init == "random" ? train::student_init::random : train::student_init::attention;
   train::parse_kd(a.kd, d);
   train::set_token_budget(d, student_tokens, cfg.layers, a.stage1_fraction);
@@ -282,18 +284,26 @@ void run_demo(const demo_args& a) {
   else
     md << "The distilled student did not reach the from-scratch student's final validation loss (" << scratch_final
        << ") within its " << d_rep.tokens << " tokens.\n\n";
-  if (!d_res.fit.empty()) {
-    md << "How well each distilled Hyena mixer fits its teacher layer after stage 1 (normalised errors on held-out "
-          "windows, given the teacher's input; 0 is exact, 1 is no better than zero):\n\n"
-       << "| layer | operator error (after stage 0) | operator error | mixer-output error (after stage 0) | "
-          "mixer-output error |\n|---|---|---|---|---|\n";
-    for (std::size_t i = 0; i < d_res.fit.size(); ++i) {
-      const auto& f = d_res.fit[i];
-      const auto* f0 = i < d_res.fit_initial.size() ? &d_res.fit_initial[i] : nullptr;
-      char buf[256];
-      std::snprintf(buf, sizeof buf, "| %lld | %.4f | %.4f | %.4f | %.4f |\n", (long long)f.layer,
-                    f0 ? f0->operator_error : NAN, f.operator_error, f0 ? f0->output_error : NAN, f.output_error);
-      md << buf;
+  if (!d_res.fit_initial.empty()) {
+    // Columns for the points the run reached: after stage 0, after stage 1 (when it ran), at the end.
+    std::vector<std::pair<std::string, const std::vector<train::layer_fit>*>> cols{{"after stage 0", &d_res.fit_initial}};
+    if (!d_res.fit.empty()) cols.push_back({"after stage 1", &d_res.fit});
+    if (!d_res.fit_final.empty()) cols.push_back({"distilled", &d_res.fit_final});
+    md << "How well each Hyena mixer fits its teacher layer (normalised errors on held-out windows, given the "
+          "teacher's input to the layer; 0 is exact, 1 is no better than zero; operator: the mixing matrices "
+          "against the attention matrices, output: the mixer output):\n\n| layer |";
+    for (auto& c : cols) md << " operator, " << c.first << " | output, " << c.first << " |";
+    md << "\n|---|";
+    for (std::size_t i = 0; i < cols.size(); ++i) md << "---|---|";
+    md << "\n";
+    for (std::size_t l = 0; l < d_res.fit_initial.size(); ++l) {
+      md << "| " << l << " |";
+      for (auto& c : cols) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, " %.4f | %.4f |", (*c.second)[l].operator_error, (*c.second)[l].output_error);
+        md << buf;
+      }
+      md << "\n";
     }
     md << "\n";
   }

@@ -11,6 +11,7 @@ done
 grep -q "Hyena student, distilled" "$out/report.md"
 grep -q "Hyena student, from scratch" "$out/report.md"
 grep -q "teacher (GPT-NeoX" "$out/report.md"
+  grep -q "How well each Hyena mixer fits" "$out/report.md"
 # The demo's own models load back through `hyena eval`.
 "$hyena" eval --model "$out/distilled/model.safetensors" --data "$out/data/valid.tok" --seq 64 --max-tokens 512 --json \
   | grep -q '"perplexity"'
