@@ -4,12 +4,12 @@
 //
 //   distill_ablation --teacher T --train TRAIN.tok --held HELD.tok --tokens N --out DIR
 //                    [--variant scratch|distill] [recipe flags, as `hyena distill`]
-//   distill_ablation --teacher stories260K.bin --sample TRAIN_TOKENS,HELD_TOKENS --out DIR ...
+//   distill_ablation --teacher stories260K.bin --sample TRAIN_TOKENS,HELD_TOKENS --corpus CDIR --out DIR ...
 //
 // T is a llama2.c checkpoint (.bin: a Llama) or our checkpoint of a gpt_neox teacher (the
 // demo's teacher/model.safetensors). --sample writes data-free corpora sampled from the
-// teacher (temperature 1, documents from BOS; training seed 1, held-out seed 2) to
-// DIR/../corpus (kept for the other runs). DIR/result.json gets: the recipe, held-out loss,
+// teacher (temperature 1, documents from BOS; training seed 1, held-out seed 2) to CDIR
+// (kept for the other runs; --tokens 0 only samples). DIR/result.json gets: the recipe, held-out loss,
 // perplexity and KL(teacher || student), the validation curve against student tokens
 // (for a distilled student it starts after stage 0 and after stage 1), the per-layer fit and
 // wall times.
@@ -42,7 +42,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct args {
-  std::string teacher, train, held, out, sample, variant = "distill", init = "attention", target = "mixer",
+  std::string teacher, train, held, out, sample, corpus, variant = "distill", init = "attention", target = "mixer",
                                                  kd = "forward", gates = "ones";
   index_t tokens = 0, batch = 8, seq = 256, eval_points = 20, curve_tokens = 0, filter_order = 64, order = 2;
   double stage1_fraction = train::recommended_stage1_fraction, operator_fraction = -1, lr = 2e-3, stage1_lr = -1,
@@ -109,7 +109,7 @@ void run(const args& a, Teacher& teacher) {
     const auto comma = a.sample.find(',');
     HYENA_CHECK(comma != std::string::npos, "--sample wants TRAIN_TOKENS,HELD_TOKENS");
     const index_t n_train = std::stoll(a.sample.substr(0, comma)), n_held = std::stoll(a.sample.substr(comma + 1));
-    const fs::path dir = fs::path(a.out).parent_path() / "corpus";
+    const fs::path dir = a.corpus.empty() ? fs::path(a.out).parent_path() / "corpus" : fs::path(a.corpus);
     fs::create_directories(dir);
     train_path = (dir / ("train_" + std::to_string(n_train) + ".tok")).string();
     held_path = (dir / ("held_" + std::to_string(n_held) + ".tok")).string();
@@ -121,6 +121,7 @@ void run(const args& a, Teacher& teacher) {
       train::sample_corpus_file(held_path, teacher, ctx, n_held, {.temperature = 1.0, .seed = 2}, bos, a.seq,
                                 {.eos_id = eos, .parallel_docs = 1});
   }
+  if (a.tokens == 0) return;  // sampling only
   io::token_file train_file(train_path), held_file(held_path);
   const index_t per_step = a.batch * a.seq;
   const index_t total_steps = std::max<index_t>(1, a.tokens / per_step);
@@ -229,9 +230,10 @@ int main(int argc, char** argv) {
   app.add_option("--train", a.train, "training token file");
   app.add_option("--held", a.held, "held-out token file");
   app.add_option("--sample", a.sample, "TRAIN,HELD: sample data-free corpora of these sizes from the teacher");
+  app.add_option("--corpus", a.corpus, "where --sample keeps the corpora (default: beside --out)");
   app.add_option("--out", a.out, "run folder")->required();
   app.add_option("--variant", a.variant, "scratch or distill")->capture_default_str();
-  app.add_option("--tokens", a.tokens, "student tokens")->required();
+  app.add_option("--tokens", a.tokens, "student tokens (0 with --sample: only sample the corpora)")->required();
   app.add_option("--batch", a.batch)->capture_default_str();
   app.add_option("--seq", a.seq)->capture_default_str();
   app.add_option("--seed", a.seed)->capture_default_str();

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   hyena::cli::add_distill_command(app);
   hyena::cli::add_eval_command(app);
   hyena::cli::add_generate_command(app);
+  hyena::cli::add_convert_command(app);
   hyena::cli::add_demo_command(app);
   try {
     app.parse(argc, argv);

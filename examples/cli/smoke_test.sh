@@ -89,6 +89,13 @@ if [[ -f "$stories/stories260K.bin" ]]; then
     --temperature 0 --tokens 40 --threads 1 > story.txt 2> /dev/null || fail "generate from a llama2.c checkpoint"
   grep -q "^Once upon a time" story.txt || fail "llama2.c story: $(cat story.txt)"
   [[ $(wc -c < story.txt) -gt 60 ]] || fail "llama2.c story too short"
+  # An empty prompt starts from BOS: the published greedy sample, byte for byte (KV-cache decoding).
+  "$hyena" generate --model "$stories/stories260K.bin" --tokenizer "$stories/tok512.bin" --prompt "" \
+    --temperature 0 --tokens 60 --threads 1 > bos.txt 2> /dev/null || fail "generate from BOS"
+  [[ $(wc -c < bos.txt) -gt 100 ]] || fail "generate from BOS printed too little: $(cat bos.txt)"
+  head -c -1 bos.txt > bos_text.txt  # generate ends its output with a newline
+  cmp -s bos_text.txt <(head -c "$(wc -c < bos_text.txt)" "$stories/greedy_t0_reference.txt") ||
+    fail "greedy sample from BOS differs from llama2.c's: $(cat bos.txt)"
   head -c 6000 "$stories/greedy_t0_reference.txt" > stories.txt
   for i in 1 2 3 4 5 6 7 8; do cat "$stories/greedy_t0_reference.txt" >> stories.txt; done
   "$hyena" prepare --input stories.txt --output stories.tok --tokenizer "$stories/tok512.bin" > /dev/null \
@@ -109,6 +116,19 @@ if [[ -f "$stories/stories260K.bin" ]]; then
   grep -q '"label":"stage 1 fit"' distilled_default/metrics.jsonl || fail "no per-layer fit in metrics.jsonl"
   "$hyena" eval --model distilled/model.safetensors --data stories.tok --seq 32 --json --threads 1 \
     | grep -q '"arch":"hyena_llama"' || fail "eval of the distilled llama student"
+  # The student decodes exactly (streaming), by recomputation, and through its modal form.
+  gen_s=(generate --model distilled/model.safetensors --tokenizer "$stories/tok512.bin" --prompt "Once" --temperature 0
+         --tokens 30 --threads 1)
+  "$hyena" "${gen_s[@]}" --decode exact > s_exact.txt 2> /dev/null || fail "student generate --decode exact"
+  "$hyena" "${gen_s[@]}" --decode recompute > s_recompute.txt 2> /dev/null || fail "student generate --decode recompute"
+  cmp -s s_exact.txt s_recompute.txt || fail "exact and recomputed greedy text differ"
+  "$hyena" convert --model distilled/model.safetensors --out modal.safetensors --modal-order 8 --data stories.tok \
+    --kl-tokens 256 --threads 1 > convert.out 2> /dev/null || fail "convert --modal-order 8"
+  grep -q "KL" convert.out || fail "convert printed no KL: $(cat convert.out)"
+  "$hyena" generate --model modal.safetensors --tokenizer "$stories/tok512.bin" --prompt "Once" --temperature 0 \
+    --tokens 30 --threads 1 > s_modal.txt 2> modal.err || fail "generate from the modal form: $(cat modal.err)"
+  grep -q "^Once" s_modal.txt || fail "modal generate: $(cat s_modal.txt)"
+  expect_error "modal decode without a modal form" generate --model distilled/model.safetensors --prompt x --decode modal
   echo "ok: llama2.c teacher -> generate, prepare, eval, distill"
 elif [[ "${HYENA_REQUIRE_DATA:-0}" == 1 ]]; then
   fail "HYENA_REQUIRE_DATA=1 but $stories/stories260K.bin is missing"

@@ -17,7 +17,7 @@
 #include <hyena/io/token_file.hpp>
 #include <hyena/models/llama.hpp>
 #include <hyena/train/generate.hpp>
-#include <hyena/train/kv_decode.hpp>
+#include <hyena/models/decoder.hpp>
 
 using namespace hyena;
 
@@ -231,8 +231,8 @@ TEST_CASE("llama2c: stories260K greedy generation from BOS reproduces the publis
   const std::string want = read_bytes(dir + "/greedy_t0_reference.txt");
   CHECK(text + "\n" == want);
 
-  // The key/value-cache decoder (what sample_corpus runs on) writes the same story.
-  train::kv_decoder<decltype(model)> dec(model, 1, 257);
+  // The key/value-cache decoder (what sample_corpus and generate run on) writes the same story.
+  models::decoder<decltype(model)> dec(model, ctx, 1, 257);
   std::vector<std::int32_t> fast{io::llama2c_tokenizer::bos};
   for (int step = 0; step < 256; ++step) {
     const float* logits = dec.step(ctx, std::span(&fast.back(), 1));

@@ -40,7 +40,7 @@ void check_decoder_matches_forward(Model& m, double tol) {
   for (auto& s : seqs)
     for (index_t i = 0; i < len; ++i) s.push_back(std::int32_t(r.below(c.vocab)));
   backend::host_context ctx;
-  train::kv_decoder<Model> dec(m, rows, len);
+  models::decoder<Model> dec(m, ctx, rows, len);
   // Row 1 first decodes 4 throwaway tokens, then restarts: reset must forget them.
   std::vector<std::int32_t> feed(rows);
   for (index_t t = 0; t < 4; ++t) {
@@ -48,9 +48,9 @@ void check_decoder_matches_forward(Model& m, double tol) {
     feed[1] = std::int32_t((t * 5 + 3) % c.vocab);
     dec.step(ctx, feed);
   }
-  dec.reset(0);
-  dec.reset(1);
-  dec.reset(2);
+  dec.reset(ctx, 0);
+  dec.reset(ctx, 1);
+  dec.reset(ctx, 2);
   double worst = 0;
   for (index_t t = 0; t < len; ++t) {
     for (index_t k = 0; k < rows; ++k) feed[k] = seqs[k][t];
@@ -71,7 +71,7 @@ void check_decoder_matches_forward(Model& m, double tol) {
 
 }  // namespace
 
-TEST_CASE("kv_decoder: cached decoding equals full recomputation (Llama GQA, GPT-NeoX partial rotary)") {
+TEST_CASE("decoder: cached decoding equals full recomputation (Llama GQA, GPT-NeoX partial rotary)") {
   auto llama = tiny_model<models::llama<backend::cpu_ref, double>>(tiny_llama());
   check_decoder_matches_forward(llama, 1e-10);
   auto fast = tiny_model<models::llama<backend::cpu, float>>(tiny_llama());
@@ -172,5 +172,8 @@ TEST_CASE("sample_corpus: the token file round trip, and bad arguments throw") {
   CHECK_THROWS_AS(train::sample_corpus(m, ctx, 10, s, 1, 16, {.eos_id = -2}), error);
   CHECK_THROWS_AS(train::sample_corpus(m, ctx, 10, s, 1, 16, {.eos_id = std::nullopt, .parallel_docs = 0}), error);
   CHECK_THROWS_AS(train::sample_corpus(m, ctx, 10, train::sampling{.temperature = -1}, 1, 16), error);
-  CHECK_THROWS_AS(train::kv_decoder<models::llama<backend::cpu>>(m, 2, 25), error);
+  {
+    backend::host_context c1;
+    CHECK_THROWS_AS(models::decoder<models::llama<backend::cpu>>(m, c1, 2, 25), error);
+  }
 }

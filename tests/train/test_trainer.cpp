@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "../support/corpus.hpp"
 #include "../support/model_check.hpp"
@@ -81,6 +82,10 @@ TEST_CASE("trainer: resume continues the run exactly") {
   auto part1 = train::trainer<model>(first_half, ob).run(ctx, span);
   REQUIRE(part1.history.size() == 3);
 
+  {  // a run that died after its checkpoint: a line past it, then a line cut off mid-write
+    std::ofstream m(b.path / "metrics.jsonl", std::ios::app);
+    m << "{\"label\":\"train\",\"step\":4,\"loss\":1}\n{\"label\":\"train\",\"st";
+  }
   model resumed(tiny());  // fresh weights: everything must come from the checkpoint
   rng r3(99);
   resumed.init(r3);
@@ -94,10 +99,15 @@ TEST_CASE("trainer: resume continues the run exactly") {
   }
   auto pa = full.parameter_arena().flat(), pb = resumed.parameter_arena().flat();
   CHECK(std::equal(pa.data, pa.data + pa.numel(), pb.data));
-  // metrics.jsonl describes one run of 6 steps
+  // metrics.jsonl describes one run of 6 steps: the dead run's extra and torn lines are gone
   std::ifstream metrics(b.path / "metrics.jsonl");
   int lines = 0;
-  for (std::string l; std::getline(metrics, l);) ++lines;
+  for (std::string l; std::getline(metrics, l);) {
+    auto j = nlohmann::json::parse(l, nullptr, false);
+    REQUIRE_FALSE(j.is_discarded());
+    CHECK(j["step"] == ++lines);
+    if (lines == 4) CHECK(j["loss"] == whole.history[3].loss);
+  }
   CHECK(lines == 6);
 }
 

@@ -89,12 +89,21 @@ struct block {
   }
 
   static void forward(context& ctx, const config& c, const params& p, cache& k, ctview x, tview y) {
+    forward_with(ctx, c, p, k, x, y, [&](ctview in, tview out) {
+      mixer::forward(ctx, mixer_config(c), p.mix, k.mix, in, out);
+    });
+  }
+
+  // The block with `mix(in, out)` in the mixer's place (the decoder passes the mixer's
+  // decode step), so the residual wiring is written once.
+  template <class MixFn>
+  static void forward_with(context& ctx, const config& c, const params& p, cache& k, ctview x, tview y, MixFn&& mix) {
     HYENA_CHECK(x.shape == y.shape && x.rank() == 3 && x.size(2) == c.hidden, "block: input ", x.shape,
                 " and output ", y.shape, " must both be (batch, seq, ", c.hidden, ")");
     const index_t n = x.numel();
     k.x = x;
     norm::forward(ctx, norm_config(c), p.norm1, k.norm1, x, k.norm1_out);
-    mixer::forward(ctx, mixer_config(c), p.mix, k.mix, k.norm1_out, k.mixer_out);
+    mix(ctview(k.norm1_out), k.mixer_out);
     ctview mlp_in = x;
     if (!c.parallel_residual) {
       B::add(ctx, n, x.data, k.mixer_out.data, k.mid.data);

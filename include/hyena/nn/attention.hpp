@@ -137,6 +137,61 @@ struct attention {
     proj::backward(ctx, qkv_config(c), p.qkv, k.qkv_proj, dqkv, dx, g.qkv);
   }
 
+  // ---- Incremental decoding (models/decoder.hpp) ---------------------------------------
+  // The state of `rows` sequences of up to max_len tokens: the key/value cache (rotated keys).
+  struct decode_state {
+    tview k, v;       // (rows, max_len, kv_heads * head_dim)
+    tview qkv, att;   // one step's (rows, 1, qkv_dim) and (rows, 1, hidden)
+    typename proj::cache qkv_proj, out_proj;
+    template <class W>
+    void visit(W& w, const config& c, index_t rows, index_t max_len, index_t /*modes*/) {
+      const index_t kv = c.kv_heads * c.head_dim();
+      w("k", k, {rows, max_len, kv});
+      w("v", v, {rows, max_len, kv});
+      w("qkv", qkv, {rows, 1, c.qkv_dim()});
+      w("att", att, {rows, 1, c.hidden});
+    }
+  };
+
+  static void decode_setup(context&, const config&, const params&, decode_state&) {}
+
+  // After a forward over (rows, len) with cache k: keep every row's keys and values.
+  static void decode_begin(context& ctx, const config& c, const params&, const cache& k, decode_state& s,
+                           index_t rows, index_t len) {
+    const index_t Q = c.qkv_dim(), kv = c.kv_heads * c.head_dim(), max_len = s.k.size(1), H = c.heads * c.head_dim();
+    HYENA_CHECK(len <= max_len, "attention decode: prompt of ", len, " tokens exceeds the cache's ", max_len);
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t t = 0; t < len; ++t) {
+        const T* row = k.qkv.data + (r * len + t) * Q;
+        B::copy(ctx, kv, row + H, s.k.data + (r * max_len + t) * kv);
+        B::copy(ctx, kv, row + H + kv, s.v.data + (r * max_len + t) * kv);
+      }
+  }
+
+  // x (rows, 1, hidden): row r's token at position pos[r] -> y; its key and value join the cache.
+  static void decode_step(context& ctx, const config& c, const params& p, decode_state& s, ctview x, tview y,
+                          const index_t* pos) {
+    const index_t rows = x.size(0), D = c.head_dim(), Q = c.qkv_dim(), kv = c.kv_heads * D, H = c.heads * D;
+    const index_t max_len = s.k.size(1);
+    for (index_t r = 0; r < rows; ++r)
+      HYENA_CHECK(pos[r] >= 0 && pos[r] < max_len, "attention decode: position ", pos[r], " of row ", r,
+                  " outside the cache's ", max_len);
+    tview qkv(s.qkv.data, {rows, 1, Q}), att(s.att.data, {rows, 1, c.hidden});
+    proj::forward(ctx, qkv_config(c), p.qkv, s.qkv_proj, x, qkv);
+    B::rotary_at(ctx, rows, c.heads + c.kv_heads, D, Q, c.rot_dims(), c.rotary_base, pos, qkv.data);
+    for (index_t r = 0; r < rows; ++r) {
+      B::copy(ctx, kv, static_cast<const T*>(qkv.data + r * Q + H), s.k.data + (r * max_len + pos[r]) * kv);
+      B::copy(ctx, kv, static_cast<const T*>(qkv.data + r * Q + H + kv), s.v.data + (r * max_len + pos[r]) * kv);
+    }
+    B::attention_decode(ctx, rows, c.heads, c.kv_heads, D, static_cast<T>(1.0 / std::sqrt(double(D))),
+                        static_cast<const T*>(qkv.data), Q, static_cast<const T*>(s.k.data),
+                        static_cast<const T*>(s.v.data), max_len, pos, att.data, c.hidden);
+    proj::forward(ctx, out_config(c), p.out, s.out_proj, att, y);
+  }
+
+  // Row `row` starts again at position 0: its cached positions are overwritten as it goes.
+  static void decode_reset(context&, const config&, decode_state&, index_t) {}
+
  private:
   // The cache may be bound for more than (batch, seq) (inference reuses it as scratch).
   static void check_cache(const config& c, const cache& k, index_t batch, index_t seq) {

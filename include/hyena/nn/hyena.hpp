@@ -254,6 +254,126 @@ struct hyena_operator {
     }
   }
 
+  // ---- Incremental decoding (models/decoder.hpp) ---------------------------------------
+  // The state of `rows` sequences: the short conv's last `short_filter` inputs (a ring, slot
+  // t % K), and per long convolution i either (exact) the history of its inputs w_i and the
+  // filter h_i, each new output the O(t) dot product of the two, or (modes > 0, Laughing
+  // Hyena's modal form) a diagonal recurrence per channel: s <- lambda s + w, y = Re(R . s),
+  // O(modes) per token whatever the position, with poles and residues set by the decoder
+  // (nn/hyena_modal.hpp fits them to the filters).
+  struct decode_state {
+    index_t modes = 0;
+    tview ring;              // (rows, K, (N+1) D)
+    tview hist;              // exact: (N-1, rows, max_len, D)
+    tview h;                 // exact: ((N-1) D, max_len), the filters
+    tview poles, residues;   // modal: ((N-1) D, modes, 2) as (re, im)
+    tview state;             // modal: (N-1, rows, D, modes * 2), (re, im) pairs
+    tview p, s, w, v, gated;  // one step's (rows, (N+1) D) x 2 and (rows, D) x 3
+    typename lin::cache in_proj, out_proj;
+    template <class W>
+    void visit(W& wk, const config& c, index_t rows, index_t max_len, index_t n_modes) {
+      const index_t N = c.order, D = c.hidden;
+      modes = n_modes;
+      wk("ring", ring, {rows, c.short_filter, (N + 1) * D});
+      if (n_modes == 0) {
+        wk("hist", hist, {N - 1, rows, max_len, D});
+        wk("h", h, {(N - 1) * D, max_len});
+      } else {
+        wk("poles", poles, {(N - 1) * D, n_modes, 2});
+        wk("residues", residues, {(N - 1) * D, n_modes, 2});
+        wk("state", state, {N - 1, rows, D, n_modes * 2});
+      }
+      wk("p", p, {rows, 1, (N + 1) * D});
+      wk("s", s, {rows, 1, (N + 1) * D});
+      wk("w", w, {rows, D});
+      wk("v", v, {rows, D});
+      wk("gated", gated, {rows, 1, D});
+    }
+  };
+
+  // Once per decoder (exact form): the filters for every position the state can hold.
+  static void decode_setup(context& ctx, const config& c, const params& p, decode_state& s) {
+    if (s.modes > 0) return;
+    const index_t len = s.h.size(1);
+    HYENA_CHECK(len <= c.max_seq, "hyena decode: ", len, " positions exceed the filter's max_seq ", c.max_seq);
+    typename filt::cache k;
+    arena<T, typename B::memory> a;
+    a.bind(k, c.filter(), index_t(1), len);
+    filt::forward(ctx, c.filter(), p.filter, k, len, s.h);
+  }
+
+  // After a forward over (rows, len) with cache k: the ring of the last inputs and the history
+  // (exact) or the recurrence state after position len - 1 (modal) of every row.
+  static void decode_begin(context& ctx, const config& c, const params&, const cache& k, decode_state& s,
+                           index_t rows, index_t len) {
+    const index_t N = c.order, D = c.hidden, K = c.short_filter, n = rows * len * D;
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t t = std::max<index_t>(0, len - K); t < len; ++t)
+        for (index_t j = 0; j <= N; ++j)
+          B::copy(ctx, D, static_cast<const T*>(k.proj.data + j * n + (r * len + t) * D),
+                  s.ring.data + (r * K + t % K) * (N + 1) * D + j * D);
+    for (index_t i = 0; i < N - 1; ++i) {
+      const T* w = k.w.data + i * n;  // (rows, len, D): w_{i+1}
+      if (s.modes == 0) {
+        const index_t max_len = s.hist.size(2);
+        HYENA_CHECK(len <= max_len, "hyena decode: prompt of ", len, " tokens exceeds the history's ", max_len);
+        for (index_t r = 0; r < rows; ++r)
+          B::copy(ctx, len * D, w + r * len * D, s.hist.data + (i * rows + r) * max_len * D);
+      } else {
+        B::modal_prefill(ctx, rows, D, s.modes, static_cast<const T*>(s.poles.data + i * D * s.modes * 2), w, len,
+                         len, s.state.data + i * rows * D * s.modes * 2);
+      }
+    }
+  }
+
+  // x (rows, 1, D): row r's token at position pos[r] -> y (the forward's output there).
+  static void decode_step(context& ctx, const config& c, const params& p, decode_state& s, ctview x, tview y,
+                          const index_t* pos) {
+    const index_t rows = x.size(0), N = c.order, D = c.hidden, K = c.short_filter, W = (N + 1) * D;
+    if (s.modes == 0)
+      for (index_t r = 0; r < rows; ++r)
+        HYENA_CHECK(pos[r] >= 0 && pos[r] < s.hist.size(2), "hyena decode: position ", pos[r], " of row ", r,
+                    " outside the exact history's ", s.hist.size(2), " (the modal form has no limit)");
+    tview pr(s.p.data, {rows, 1, W}), sr(s.s.data, {rows, 1, W});
+    lin::forward(ctx, c.in_proj(), p.in_proj, s.in_proj, x, pr);
+    for (index_t r = 0; r < rows; ++r)
+      B::copy(ctx, W, static_cast<const T*>(pr.data + r * W), s.ring.data + (r * K + pos[r] % K) * W);
+    B::short_conv_step(ctx, rows, W, K, static_cast<const T*>(s.ring.data), p.short_filter.weight.data,
+                       p.short_filter.bias.data, pos, sr.data);
+    // v <- the last block; for i = N-1 .. 1: w = x_i v, v = h_i * w + D_i w; gated = x_0 v.
+    auto block_of = [&](index_t r, index_t j) { return static_cast<const T*>(sr.data + r * W + j * D); };
+    for (index_t r = 0; r < rows; ++r) B::copy(ctx, D, block_of(r, N), s.v.data + r * D);
+    for (index_t i = N - 1; i >= 1; --i) {
+      for (index_t r = 0; r < rows; ++r)
+        B::mul(ctx, D, block_of(r, i), static_cast<const T*>(s.v.data + r * D), s.w.data + r * D);
+      if (s.modes == 0) {
+        const index_t max_len = s.hist.size(2);
+        T* hist = s.hist.data + (i - 1) * rows * max_len * D;
+        for (index_t r = 0; r < rows; ++r)
+          B::copy(ctx, D, static_cast<const T*>(s.w.data + r * D), hist + (r * max_len + pos[r]) * D);
+        B::causal_conv_step(ctx, rows, D, static_cast<const T*>(hist), max_len,
+                            static_cast<const T*>(s.h.data + (i - 1) * D * max_len), max_len, pos, s.v.data);
+      } else {
+        const index_t m = s.modes;
+        B::modal_step(ctx, rows, D, m, static_cast<const T*>(s.poles.data + (i - 1) * D * m * 2),
+                      static_cast<const T*>(s.residues.data + (i - 1) * D * m * 2),
+                      s.state.data + (i - 1) * rows * D * m * 2, static_cast<const T*>(s.w.data), s.v.data);
+      }
+      B::scale_add(ctx, rows, D, p.bias.data + (i - 1) * D, static_cast<const T*>(s.w.data), s.v.data);
+    }
+    for (index_t r = 0; r < rows; ++r)
+      B::mul(ctx, D, block_of(r, 0), static_cast<const T*>(s.v.data + r * D), s.gated.data + r * D);
+    lin::forward(ctx, c.out_proj(), p.out_proj, s.out_proj, s.gated, y);
+  }
+
+  // Row `row` starts again at position 0: the ring and history are overwritten as it goes
+  // (reads never reach before position 0); the modal state is cleared.
+  static void decode_reset(context& ctx, const config& c, decode_state& s, index_t row) {
+    if (s.modes == 0) return;
+    const index_t rows = s.state.size(1), per = c.hidden * s.modes * 2;
+    for (index_t i = 0; i < c.order - 1; ++i) B::fill(ctx, per, T(0), s.state.data + (i * rows + row) * per);
+  }
+
  private:
   struct workspace {
     tensor<T, typename B::memory> buf;

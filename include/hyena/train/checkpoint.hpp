@@ -6,10 +6,12 @@
 // atomically: a crash leaves the previous checkpoint intact.
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 
 #include "../io/safetensors.hpp"
 #include "../models/config_json.hpp"
+#include "../nn/hyena_modal_form.hpp"
 #include "adamw.hpp"
 
 namespace hyena::train {
@@ -18,11 +20,19 @@ using metadata = std::map<std::string, std::string>;
 
 template <class Model>
 void save_checkpoint(const std::string& path, Model& model, adamw<typename Model::scalar>* optimizer = nullptr,
-                     const metadata& extra = {}, const std::string& arch = {}) {
+                     const metadata& extra = {}, const std::string& arch = {},
+                     const nn::hyena_modal_form<typename Model::scalar>* modal = nullptr) {
   io::safetensors_writer w;
   model.for_each_parameter([&](const std::string& name, auto& p, auto&) { w.add("model." + name, p); });
   if (optimizer)
     for (auto& s : optimizer->state_tensors()) w.add("optim." + s.name, s.v);
+  if (modal) {  // the recurrent form of a Hyena model's filters: "modal.<layer>.poles" / ".residues"
+    for (std::size_t l = 0; l < modal->poles.size(); ++l) {
+      w.add("modal." + std::to_string(l) + ".poles", modal->poles[l].v());
+      w.add("modal." + std::to_string(l) + ".residues", modal->residues[l].v());
+    }
+    w.add_metadata("hyena.modal_modes", std::to_string(modal->modes));
+  }
   w.add_metadata("hyena.config", models::to_json(model.config()).dump());
   if (!arch.empty()) w.add_metadata("hyena.arch", arch);
   for (auto& [k, v] : extra) w.add_metadata(k, v);
@@ -50,6 +60,33 @@ Config checkpoint_config(const io::safetensors_file& f) {
 template <class Config = models::lm_config<nn::no_hparams>>
 Config checkpoint_config(const std::string& path) {
   return checkpoint_config<Config>(io::safetensors_file::open(path));
+}
+
+// The modal form stored in a checkpoint (hyena convert --modal-order), if it has one.
+template <class T>
+std::optional<nn::hyena_modal_form<T>> load_modal_form(const std::string& path, index_t layers) {
+  auto f = io::safetensors_file::open(path);
+  auto it = f.metadata().find("hyena.modal_modes");
+  if (it == f.metadata().end()) return std::nullopt;
+  nn::hyena_modal_form<T> form;
+  try {
+    form.modes = std::stoll(it->second);
+  } catch (const std::exception&) {
+    HYENA_FAIL("checkpoint ", path, ": hyena.modal_modes '", it->second, "' is not a number");
+  }
+  HYENA_CHECK(form.modes >= 1, "checkpoint ", path, ": hyena.modal_modes must be >= 1, got ", form.modes);
+  for (index_t l = 0; l < layers; ++l) {
+    for (const char* part : {"poles", "residues"}) {
+      const std::string name = "modal." + std::to_string(l) + "." + part;
+      HYENA_CHECK(f.has(name), "checkpoint ", path, ": the modal form lacks ", name);
+      auto& dst = std::string(part) == "poles" ? form.poles : form.residues;
+      dst.push_back(f.load<T>(name));
+      const shape& sh = dst.back().shape();
+      HYENA_CHECK(sh.rank == 3 && sh.dims[1] == form.modes && sh.dims[2] == 2, "checkpoint ", path, ": ", name, " is ",
+                  sh, ", expected (channels, ", form.modes, ", 2)");
+    }
+  }
+  return form;
 }
 
 // Reads every parameter of `model` (and the optimizer state, when given) from `path`.

@@ -5,18 +5,26 @@
 // reaches p), then one draw from what is left. Temperature 0 is greedy decoding. Every tie
 // is broken towards the lower id, so results depend only on the logits and the rng.
 //
-// generate has no KV cache: each new token recomputes the model over the last (up to
-// max_seq) tokens in inference mode. That costs O(len) forwards per token but needs nothing
-// from the layers beyond forward, and works the same for attention and Hyena mixers.
+// generate decodes incrementally (models/decoder.hpp) when the model's mixer can: a
+// key/value cache for attention, the input history (exact) or a modal recurrence (constant
+// cost per token) for Hyena; the prompt goes through one ordinary forward. Past max_seq tokens
+// the exact paths slide a window of the last max_seq tokens, as recompute does (each new token
+// then costs one forward); a modal form has no window. decode_mode::recompute reruns the
+// model over the window for every token (any mixer; the reference the others are tested
+// against).
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <numeric>
 #include <optional>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "../models/causal_lm.hpp"
+#include "../models/decoder.hpp"
 #include "../tensor/random.hpp"
 #include "../tensor/tensor.hpp"
 
@@ -92,37 +100,104 @@ std::int32_t sample_token(const T* logits, index_t vocab, const sampling& s, rng
   return ids[0];
 }
 
+enum class decode_mode { automatic, exact, modal, recompute };
+
+inline decode_mode parse_decode_mode(const std::string& s) {
+  if (s == "auto") return decode_mode::automatic;
+  if (s == "exact") return decode_mode::exact;
+  if (s == "modal") return decode_mode::modal;
+  if (s == "recompute") return decode_mode::recompute;
+  HYENA_FAIL("unknown decode mode '", s, "' (expected auto, exact, modal or recompute)");
+}
+
+template <class T>
+struct generate_options {
+  std::optional<std::int32_t> stop_token;  // stop after appending it
+  // automatic: modal when a modal form is given, else exact when the mixer decodes, else recompute.
+  decode_mode decode = decode_mode::automatic;
+  const nn::hyena_modal_form<T>* modal = nullptr;
+  std::function<void(std::int32_t)> on_token;  // called with each new token as it is chosen (streaming)
+};
+
 // The prompt followed by up to max_new_tokens sampled tokens (batch 1, inference mode).
-// Stops early after appending `stop_token`. The model's previous activation sizing is
-// restored afterwards, as evaluate does.
+// The model's previous activation sizing is restored afterwards, as evaluate does.
 template <class Model>
 std::vector<std::int32_t> generate(Model& model, typename Model::context& ctx, std::vector<std::int32_t> prompt,
                                    index_t max_new_tokens, const sampling& s,
-                                   std::optional<std::int32_t> stop_token = {}) {
+                                   const generate_options<typename Model::scalar>& o) {
+  using T = typename Model::scalar;
   s.validate();
   const index_t vocab = model.config().vocab, max_seq = model.config().max_seq;
-  HYENA_CHECK(!prompt.empty(), "generate: the prompt is empty (the model needs at least one token)");
+  HYENA_CHECK(!prompt.empty(), "generate: the prompt is empty (start it with the tokenizer's BOS)");
   HYENA_CHECK(max_new_tokens >= 0, "generate: max_new_tokens must be >= 0, got ", max_new_tokens);
   for (std::size_t i = 0; i < prompt.size(); ++i)
     HYENA_CHECK(prompt[i] >= 0 && prompt[i] < vocab, "generate: prompt token ", prompt[i], " at ", i,
                 " outside [0, ", vocab, ")");
-  const auto previous = model.current_mode();
-  const index_t pb = model.batch(), ps = model.seq();
+  constexpr bool decodable = models::decodable_mixer<typename Model::block_type::mixer>;
+  decode_mode mode = o.decode;
+  if (mode == decode_mode::automatic)
+    mode = o.modal ? decode_mode::modal : decodable ? decode_mode::exact : decode_mode::recompute;
+  HYENA_CHECK(mode != decode_mode::modal || o.modal, "generate: modal decoding needs a modal form (hyena convert "
+              "--modal-order d writes one into the checkpoint)");
   rng r(s.seed);
   std::vector<std::int32_t> out = std::move(prompt);
   out.reserve(out.size() + static_cast<std::size_t>(max_new_tokens));
-  for (index_t step = 0; step < max_new_tokens; ++step) {
-    const index_t n = std::min<index_t>(index_t(out.size()), max_seq);
-    tensor<std::int32_t> window(shape{1, n});
-    std::copy(out.end() - n, out.end(), window.data());
-    model.reserve(1, n, models::mode::infer);
-    auto logits = model.forward(ctx, window.v());
-    const std::int32_t next = sample_token(logits.data + (n - 1) * vocab, vocab, s, r);
+  // Appends a token chosen from `logits`; false once generation is over.
+  auto take = [&](const T* logits) {
+    const std::int32_t next = sample_token(logits, vocab, s, r);
     out.push_back(next);
-    if (stop_token && next == *stop_token) break;
+    if (o.on_token) o.on_token(next);
+    return !(o.stop_token && next == *o.stop_token);
+  };
+  // The last (up to) n tokens as a (1, n) tensor.
+  auto window = [&](index_t n) {
+    tensor<std::int32_t> w(shape{1, n});
+    std::copy(out.end() - n, out.end(), w.data());
+    return w;
+  };
+  if (max_new_tokens == 0) return out;
+  if (mode == decode_mode::recompute) {
+    const auto previous = model.current_mode();
+    const index_t pb = model.batch(), ps = model.seq();
+    for (index_t step = 0; step < max_new_tokens; ++step) {
+      const index_t n = std::min<index_t>(index_t(out.size()), max_seq);
+      auto w = window(n);
+      model.reserve(1, n, models::mode::infer);
+      if (!take(model.forward(ctx, w.v()).data + (n - 1) * vocab)) break;
+    }
+    if (pb > 0) model.reserve(pb, ps, previous);
+    return out;
   }
-  if (pb > 0) model.reserve(pb, ps, previous);
-  return out;
+  if constexpr (decodable) {
+    const index_t total = index_t(out.size()) + max_new_tokens;
+    const bool modal = mode == decode_mode::modal;
+    models::decoder<Model> dec(model, ctx, 1, std::min(total, max_seq), modal ? o.modal : nullptr);
+    auto prompt_window = window(std::min<index_t>(index_t(out.size()), max_seq));
+    if (!take(dec.prefill(ctx, prompt_window.v()))) return out;
+    for (index_t step = 1; step < max_new_tokens; ++step) {
+      const T* logits;
+      if (modal || dec.position(0) < dec.max_len()) {
+        logits = dec.step(ctx, std::span<const std::int32_t>(&out.back(), 1));
+      } else {  // the exact state is full: slide the window
+        auto w = window(max_seq);
+        logits = dec.prefill(ctx, w.v());
+      }
+      if (!take(logits)) break;
+    }
+    return out;
+  } else {
+    HYENA_FAIL("generate: this model's mixer has no incremental decoding; use decode_mode::recompute");
+  }
+}
+
+// The same with only a stop token (decoding: automatic).
+template <class Model>
+std::vector<std::int32_t> generate(Model& model, typename Model::context& ctx, std::vector<std::int32_t> prompt,
+                                   index_t max_new_tokens, const sampling& s,
+                                   std::optional<std::int32_t> stop_token = {}) {
+  generate_options<typename Model::scalar> o;
+  o.stop_token = stop_token;
+  return generate(model, ctx, std::move(prompt), max_new_tokens, s, o);
 }
 
 }  // namespace hyena::train

@@ -16,7 +16,7 @@
 #include "../io/token_file.hpp"
 #include "data_loader.hpp"
 #include "generate.hpp"
-#include "kv_decode.hpp"
+#include "../models/decoder.hpp"
 
 namespace hyena::train {
 
@@ -41,7 +41,7 @@ std::vector<std::int32_t> sample_corpus(Model& teacher, typename Model::context&
   HYENA_CHECK(o.parallel_docs > 0, "sample_corpus: parallel_docs must be positive, got ", o.parallel_docs);
 
   const index_t rows = std::min(o.parallel_docs, n_tokens);
-  kv_decoder<Model> dec(teacher, rows, seq);
+  models::decoder<Model> dec(teacher, ctx, rows, seq);
   std::vector<std::vector<std::int32_t>> docs;  // by document index
   std::vector<rng> rngs;
   std::vector<index_t> doc_of(std::size_t(rows), -1);  // -1: idle
@@ -54,7 +54,7 @@ std::vector<std::int32_t> sample_corpus(Model& teacher, typename Model::context&
     rngs.emplace_back(detail::mix64(s.seed ^ detail::mix64(std::uint64_t(d) + 0x5eed)));
     doc_of[std::size_t(r)] = d;
     feed[std::size_t(r)] = bos_id;
-    dec.reset(r);
+    dec.reset(ctx, r);
     ++running;
   };
   // Start documents until the finished ones surely cover n_tokens.
@@ -63,7 +63,7 @@ std::vector<std::int32_t> sample_corpus(Model& teacher, typename Model::context&
     else {
       doc_of[std::size_t(r)] = -1;
       feed[std::size_t(r)] = bos_id;
-      dec.reset(r);  // idle rows decode a throwaway BOS at position 0
+      dec.reset(ctx, r);  // idle rows decode a throwaway BOS at position 0
     }
   };
   for (index_t r = 0; r < rows; ++r) launch(r);
@@ -72,7 +72,7 @@ std::vector<std::int32_t> sample_corpus(Model& teacher, typename Model::context&
     for (index_t r = 0; r < rows; ++r) {
       const index_t d = doc_of[std::size_t(r)];
       if (d < 0) {
-        dec.reset(r);
+        dec.reset(ctx, r);
         continue;
       }
       auto& doc = docs[std::size_t(d)];

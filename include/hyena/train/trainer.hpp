@@ -15,11 +15,13 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "../io/atomic_file.hpp"
 #include "../nn/loss.hpp"
 #include "adamw.hpp"
 #include "checkpoint.hpp"
@@ -217,26 +219,39 @@ class trainer {
     return std::stoll(it->second);
   }
 
-  // Opens metrics.jsonl. Lines of other runs in the same folder (earlier stages) stay; lines
-  // of this run past `step` (left by a run that died after its last checkpoint) go, so the
-  // file always describes one history.
+  // Opens metrics.jsonl for appending. Lines of other runs in the same folder (earlier
+  // stages) stay; lines of this run past `step` (left by a run that died after its last
+  // checkpoint) and a torn last line go, so the file always describes one history. The
+  // pruned file replaces the old one atomically: a kill at any moment loses no kept line.
   std::ofstream open_metrics(index_t step) {
     if (o_.run_dir.empty()) return {};
     std::filesystem::create_directories(o_.run_dir);
     const std::string path = o_.run_dir + "/metrics.jsonl";
-    std::vector<std::string> keep;
+    std::string kept;
+    bool dropped = false;
     {
-      std::ifstream in(path);
-      for (std::string line; std::getline(in, line);) {
+      std::ifstream in(path, std::ios::binary);
+      const std::string text{std::istreambuf_iterator<char>(in), {}};
+      dropped = !text.empty() && text.back() != '\n';  // a torn last line: appending would join it
+      std::istringstream lines(text);
+      for (std::string line; std::getline(lines, line);) {
         auto j = nlohmann::json::parse(line, nullptr, false);
-        if (j.is_discarded() || !j.is_object()) continue;
-        const bool mine = j.value("label", std::string("train")) == o_.label;
-        if (!mine || j.value("step", index_t(0)) <= step) keep.push_back(line);
+        const bool valid = !j.is_discarded() && j.is_object();
+        const bool mine = valid && j.value("label", std::string("train")) == o_.label;
+        if (valid && (!mine || j.value("step", index_t(0)) <= step)) {
+          kept += line;
+          kept += '\n';
+        } else {
+          dropped = true;
+        }
       }
     }
-    std::ofstream out(path, std::ios::trunc);
-    for (auto& l : keep) out << l << '\n';
-    return out;
+    if (dropped) {
+      io::atomic_file f(path, "metrics file");
+      f.write(kept.data(), kept.size());
+      f.commit();
+    }
+    return std::ofstream(path, std::ios::app);
   }
 
   void write_metrics(std::ofstream& out, const train_record& r) {

@@ -6,6 +6,7 @@
 #include "alignment.hpp"
 #include "attention.hpp"
 #include "conv.hpp"
+#include "decode.hpp"
 #include "elementwise.hpp"
 #include "embedding.hpp"
 #include "filter.hpp"
@@ -24,7 +25,8 @@ struct cpu : cpu_gemm_ops<
                                  cpu_conv_ops<
                                      cpu_filter_ops<
                                          cpu_loss_ops<
-                                             cpu_alignment_ops<cpu_ref>>>>>>>>>> {
+                                             cpu_alignment_ops<
+                                                 cpu_decode_ops<cpu_ref>>>>>>>>>>> {
   using context = host_context;
   using memory = host_memory;
   static constexpr const char* name = "cpu";

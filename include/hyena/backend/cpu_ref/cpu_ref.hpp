@@ -6,6 +6,7 @@
 #include "alignment.hpp"
 #include "attention.hpp"
 #include "conv.hpp"
+#include "decode.hpp"
 #include "elementwise.hpp"
 #include "embedding.hpp"
 #include "filter.hpp"
@@ -23,7 +24,8 @@ struct cpu_ref : ref_gemm_ops,
                  ref_conv_ops,
                  ref_filter_ops,
                  ref_loss_ops,
-                 ref_alignment_ops {
+                 ref_alignment_ops,
+                 ref_decode_ops {
   using context = host_context;
   using memory = host_memory;
   static constexpr const char* name = "cpu_ref";

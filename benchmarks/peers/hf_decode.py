@@ -1,0 +1,60 @@
+"""Hugging Face transformers' key/value-cache decoding, the peer of bench_decode's teacher_kv path.
+
+  PYTHONPATH=<transformers> python3 benchmarks/peers/hf_decode.py --model DIR --contexts 128,1024 \
+      --tokens 64 --threads 1
+
+DIR is the teacher bench_decode wrote with --hf-out (a GPT-NeoX folder). For each context C: a
+C-token prompt runs through the model once (use_cache=True), then `tokens` greedy tokens are decoded
+one at a time with the returned past_key_values, which is what `generate` does; only that loop is
+timed. Prints one JSON object per context, as bench_decode does.
+"""
+import argparse
+import json
+import time
+
+import torch
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--contexts", default="128,1024,4096,16384,65536")
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--attn", default="eager", help="attn_implementation (eager or sdpa where supported)")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    import transformers
+    from transformers import AutoModelForCausalLM
+    kwargs = {"torch_dtype": torch.float32}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(a.model, attn_implementation=a.attn, **kwargs)
+    except (TypeError, ValueError):
+        model = AutoModelForCausalLM.from_pretrained(a.model, **kwargs)
+    model.eval()
+    vocab = model.config.vocab_size
+    for C in [int(x) for x in a.contexts.split(",")]:
+        g = torch.Generator().manual_seed(C)
+        prompt = torch.randint(0, vocab, (1, C), generator=g)
+        try:
+            with torch.inference_mode():
+                t0 = time.perf_counter()
+                out = model(prompt, use_cache=True)
+                prefill = time.perf_counter() - t0
+                past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+                t0 = time.perf_counter()
+                for _ in range(a.tokens):
+                    out = model(nxt, past_key_values=past, use_cache=True)
+                    past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+                decode = time.perf_counter() - t0
+            print(json.dumps({"impl": "transformers", "path": "teacher_kv", "context": C, "tokens": a.tokens,
+                              "tok_s": a.tokens / decode, "ms_per_token": 1e3 * decode / a.tokens,
+                              "prefill_s": prefill, "threads": a.threads, "torch": torch.__version__,
+                              "transformers": transformers.__version__, "attn": a.attn}), flush=True)
+        except RuntimeError as e:  # out of memory at the longest contexts
+            print(json.dumps({"impl": "transformers", "path": "teacher_kv", "context": C, "error": str(e)[:200]}),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
