@@ -35,6 +35,16 @@ struct layer_args<Tmpl<B, T>> {
   template <class B2, class T2>
   using rebind = Tmpl<B2, T2>;
 };
+// ... or Tmpl<Backend, Scalar, values...>, a layer with compile-time options of its own.
+template <template <class, class, auto...> class Tmpl, class B, class T, auto... V>
+  requires(sizeof...(V) > 0)
+struct layer_args<Tmpl<B, T, V...>> {
+  static constexpr bool is_template = true;
+  using backend = B;
+  using scalar = T;
+  template <class B2, class T2>
+  using rebind = Tmpl<B2, T2, V...>;
+};
 
 template <class L>
 using backend_t = typename layer_args<L>::backend;
