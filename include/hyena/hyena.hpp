@@ -18,6 +18,7 @@
 #include "models/llama.hpp"
 #include "models/student.hpp"
 #include "nn/attention.hpp"
+#include "nn/concepts.hpp"
 #include "nn/embedding.hpp"
 #include "nn/gelu_mlp.hpp"
 #include "nn/hyena.hpp"

@@ -10,6 +10,7 @@
 #pragma once
 #include <functional>
 
+#include "../nn/concepts.hpp"
 #include "../nn/layer.hpp"
 #include "config.hpp"
 
@@ -18,6 +19,12 @@ namespace hyena::models {
 template <class B, class T, template <class, class> class Mixer, template <class, class> class Mlp,
           template <class, class> class Norm>
 struct block {
+  // The parts' contracts, checked first so a broken part fails here with one line that says
+  // what it lacks (nn/concepts.hpp), not deep inside a member function.
+  static_assert(nn::check_mixer<Mixer<B, T>>());
+  static_assert(nn::check_layer<Mlp<B, T>>());
+  static_assert(nn::check_layer<Norm<B, T>>());
+
   using backend = B;
   using scalar = T;
   using mixer = Mixer<B, T>;

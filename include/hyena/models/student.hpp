@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../nn/concepts.hpp"
 #include "../nn/hyena.hpp"
 #include "causal_lm.hpp"
 
@@ -18,9 +19,17 @@ template <class Model, template <class, class> class NewMixer, class B = typenam
           class T = typename Model::scalar>
 using rebind_model = causal_lm<typename Model::block_type::template rebind<B, T, NewMixer>>;
 
+// Checks NewMixer against the mixer contract (nn/concepts.hpp) before the model type is formed,
+// so a broken mixer is reported at the user's with_mixer line.
+template <class Model, template <class, class> class NewMixer>
+struct checked_rebind {
+  static_assert(nn::check_mixer<NewMixer<typename Model::backend, typename Model::scalar>>());
+  using type = rebind_model<Model, NewMixer>;
+};
+
 // The same model with another mixer.
 template <class Model, template <class, class> class NewMixer>
-using with_mixer = rebind_model<Model, NewMixer>;
+using with_mixer = typename checked_rebind<Model, NewMixer>::type;
 
 // The Hyena student of a teacher type.
 template <class Teacher>

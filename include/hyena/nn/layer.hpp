@@ -12,7 +12,9 @@
 //   forward(ctx, config, params, cache, x, y)
 //   backward(ctx, config, params, cache, dy, dx, grads)
 // Conventions: parameter grads accumulate (+=), activation grads are assigned, and an
-// empty dx means the caller does not need it.
+// empty dx means the caller does not need it (test dx.empty() before writing to it).
+// nn/concepts.hpp states this contract as the concepts nn::layer / nn::mixer; models::block
+// and models::with_mixer check it. hyena/testing/layer_check.hpp checks the conventions.
 #pragma once
 #include <cmath>
 
