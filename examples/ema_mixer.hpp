@@ -1,7 +1,8 @@
 // ema_mixer.hpp: a new token mixer written against the layer contract (nn/layer.hpp):
-// a causal exponential moving average per channel followed by a projection. Used by
-// examples/custom_mixer.cpp and checked like any library layer by
-// tests/examples/test_ema_mixer.cpp.
+// a causal exponential moving average per channel followed by a projection, with one
+// hyperparameter of its own (nn/mixer.hpp) that checkpoints carry. Used by
+// examples/custom_mixer.cpp and examples/custom_cli/ (a `hyena` CLI that loads it), and
+// checked like any library layer by tests/examples/test_ema_mixer.cpp.
 #pragma once
 #include <hyena/hyena.hpp>
 
@@ -10,15 +11,32 @@
 namespace example {
 using namespace hyena;
 
-// y_t = W (a ⊙ y_{t-1} + (1 - a) ⊙ x_t) with a per-channel decay a = sigmoid(logit).
+// The mixer's own hyperparameter (nn/mixer.hpp): saved in checkpoints under "mixer" and read
+// back before the model is built, so a model loads with the value it was trained with.
+struct ema_hparams {
+  double min_decay = 0.0;  // every channel keeps at least this much of its past (a >= min_decay)
+
+  template <class Self, class Fn>
+  static void visit_fields(Self& h, Fn&& fn) {
+    fn("min_decay", h.min_decay);
+  }
+  void validate() const {
+    HYENA_CHECK(min_decay >= 0 && min_decay < 1, "ema mixer: min_decay must be in [0, 1), got ", min_decay);
+  }
+};
+
+// y_t = W (a ⊙ y_{t-1} + (1 - a) ⊙ x_t) with a per-channel decay
+// a = min_decay + (1 - min_decay) sigmoid(logit).
 struct ema_config {
   index_t hidden = 0;
-  static ema_config from(const models::model_config& c) { return {c.hidden}; }
+  double min_decay = 0.0;
+  static ema_config from(const models::model_config& c, const ema_hparams& h) { return {c.hidden, h.min_decay}; }
 };
 
 template <class B, class T>
 struct ema_mixer {
   using config = ema_config;
+  using hparams = ema_hparams;
   using context = typename B::context;
   using tview = view_of<B, T>;
   using ctview = view_of<B, const T>;
@@ -50,13 +68,14 @@ struct ema_mixer {
     fill_uniform(p.logit, r, 0.0, 3.0);
     proj::init(proj_config(c), p.out, r);
   }
-  static T decay(T logit) { return T(1) / (T(1) + std::exp(-logit)); }
+  static T sigmoid(T v) { return T(1) / (T(1) + std::exp(-v)); }
+  static T decay(const config& c, T logit) { return T(c.min_decay) + T(1 - c.min_decay) * sigmoid(logit); }
 
   static void forward(context& ctx, const config& c, const params& p, cache& k, ctview x, tview y) {
     const index_t batch = x.size(0), seq = x.size(1), d = c.hidden;
     for (index_t b = 0; b < batch; ++b)
       for (index_t ch = 0; ch < d; ++ch) {
-        const T a = decay(p.logit.data[ch]);
+        const T a = decay(c, p.logit.data[ch]);
         T state = 0;
         for (index_t t = 0; t < seq; ++t) {
           const index_t i = (b * seq + t) * d + ch;
@@ -73,7 +92,7 @@ struct ema_mixer {
     const index_t batch = dy.size(0), seq = dy.size(1), d = c.hidden;
     for (index_t b = 0; b < batch; ++b)
       for (index_t ch = 0; ch < d; ++ch) {
-        const T a = decay(p.logit.data[ch]);
+        const T a = decay(c, p.logit.data[ch]);
         T carry = 0, da = 0;  // carry: d(loss)/d(state_t) flowing back in time
         for (index_t t = seq - 1; t >= 0; --t) {
           const index_t i = (b * seq + t) * d + ch;
@@ -83,7 +102,8 @@ struct ema_mixer {
           if (!dx.empty()) dx.data[i] = carry * (T(1) - a);
           carry *= a;
         }
-        g.logit.data[ch] += da * a * (T(1) - a);
+        const T s = sigmoid(p.logit.data[ch]);
+        g.logit.data[ch] += da * T(1 - c.min_decay) * s * (T(1) - s);
       }
   }
 };

@@ -16,7 +16,8 @@ struct prepare_options {
   double valid_fraction = 0;
 };
 
-// "byte", a Hugging Face tokenizer.json, or a folder (tokenizer.json, or GPT-2's encoder.json + vocab.bpe).
+// "byte", a Hugging Face tokenizer.json, a llama2.c tokenizer.bin, or a folder (tokenizer.json, or
+// GPT-2's encoder.json + vocab.bpe): io/load_tokenizer.hpp.
 std::unique_ptr<io::tokenizer> make_tokenizer(const std::string& spec) { return io::load_tokenizer(spec); }
 
 void report(const std::string& path, const io::prepared_file& f) {
@@ -48,7 +49,8 @@ void add_prepare_command(CLI::App& app) {
   auto* sub = app.add_subcommand("prepare", "Tokenize a text file into a token file (.tok)");
   sub->add_option("--input", o->input, "UTF-8 text file")->required();
   sub->add_option("--output", o->output, "token file to write (the training part when splitting)")->required();
-  sub->add_option("--tokenizer", o->tokenizer, "tokenizer: byte, PATH/tokenizer.json, or a folder with encoder.json + vocab.bpe")->capture_default_str();
+  sub->add_option("--tokenizer", o->tokenizer, "tokenizer: byte, PATH/tokenizer.json, a llama2.c PATH/tokenizer.bin, or a folder "
+                  "with tokenizer.json or encoder.json + vocab.bpe")->capture_default_str();
   sub->add_option("--valid-fraction", o->valid_fraction, "fraction of the tokens (the end) to hold out");
   sub->add_option("--valid-output", o->valid_output, "token file for the held-out part");
   sub->callback([o] { run_prepare(*o); });

@@ -35,7 +35,7 @@ struct train_cli_options {
 template <class Model>
 typename Model::config_type model_shape(const train_cli_options& o, index_t data_vocab) {
   HYENA_CHECK(o.preset.empty() != o.config.empty(), "train: give exactly one of --preset and --config");
-  if (!o.preset.empty()) return preset_config<Model>(o.preset, o.arch, data_vocab);
+  if (!o.preset.empty()) return preset_config<Model>(o.preset, data_vocab);
   std::string text = o.config;
   if (text.find('{') == std::string::npos) {
     HYENA_CHECK(std::filesystem::is_regular_file(text), "train: --config file ", text, " not found");
@@ -156,7 +156,7 @@ void run_train(const train_cli_options& o) {
 void add_train_command(CLI::App& app) {
   auto o = std::make_shared<train_cli_options>();
   auto* sub = app.add_subcommand("train", "Train a model from scratch on a token file (resumes when re-run)");
-  sub->add_option("--arch", o->arch, "gpt_neox, llama, hyena_gpt_neox or hyena_llama (or --teacher)");
+  sub->add_option("--arch", o->arch, known_archs() + " (or --teacher)");
   sub->add_option("--teacher", o->teacher,
                   "continue training this model instead (a Hugging Face folder, a llama2.c .bin or our checkpoint)");
   sub->add_option("--preset", o->preset, "model shape: tiny, small or pythia-70m");

@@ -1,38 +1,16 @@
-// common.hpp: what the `hyena` subcommands share: the model types the CLI knows,
-// presets, the data folder and checkpoint loading.
+// common.hpp: what the `hyena` subcommands share: presets, contexts and the data folder, and
+// (models.hpp) the model types the CLI knows and loading a model from any format.
 #pragma once
 #include <CLI/CLI.hpp>
 
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <type_traits>
 
-#include <hyena/hyena.hpp>
-#include <hyena/models/config_json.hpp>
-#include <hyena/train/checkpoint.hpp>
+#include "models.hpp"
 
 namespace hyena::cli {
-
-using B = backend::cpu;
-using gpt_neox = models::gpt_neox<B>;
-using llama = models::llama<B>;
-using hyena_gpt_neox = models::hyena_student<gpt_neox>;
-using hyena_llama = models::hyena_student<llama>;
-
-template <class M>
-struct type_tag {
-  using type = M;
-};
-
-// Calls fn(type_tag<Model>{}) for the architecture named `arch`.
-template <class Fn>
-decltype(auto) with_arch(const std::string& arch, Fn&& fn) {
-  if (arch == "gpt_neox") return fn(type_tag<gpt_neox>{});
-  if (arch == "llama") return fn(type_tag<llama>{});
-  if (arch == "hyena_gpt_neox") return fn(type_tag<hyena_gpt_neox>{});
-  if (arch == "hyena_llama") return fn(type_tag<hyena_llama>{});
-  HYENA_FAIL("unknown architecture '", arch, "' (expected gpt_neox, llama, hyena_gpt_neox or hyena_llama)");
-}
 
 // The Hyena student architecture of a teacher architecture.
 inline std::string student_arch(const std::string& teacher) {
@@ -66,10 +44,13 @@ inline nn::hyena_hparams preset_hyena(const std::string& name) {
   return h;
 }
 
-// A preset as the full config of model type M (its mixer's hyperparameters included).
+// A preset as the full config of model type M (its mixer's hyperparameters included). The
+// shape follows M's block (Llama's RMSNorm block or GPT-NeoX's), so a registered user model
+// gets its teacher's shape whatever its name.
 template <class M>
-typename M::config_type preset_config(const std::string& name, const std::string& arch, index_t vocab) {
-  typename M::config_type c(preset(name, arch, vocab));
+typename M::config_type preset_config(const std::string& name, index_t vocab) {
+  const bool llama_block = std::is_same_v<typename M::norm, typename llama::norm>;
+  typename M::config_type c(preset(name, llama_block ? "llama" : "gpt_neox", vocab));
   if constexpr (std::is_same_v<typename M::mixer_hparams, nn::hyena_hparams>) c.mixer = preset_hyena(name);
   return c;
 }
@@ -91,51 +72,6 @@ inline std::string data_dir() {
 #else
   return "../shared/data";
 #endif
-}
-
-// The architecture recorded in a checkpoint ("hyena.arch").
-inline std::string checkpoint_arch(const std::string& path) {
-  auto f = io::safetensors_file::open(path);
-  auto it = f.metadata().find("hyena.arch");
-  HYENA_CHECK(it != f.metadata().end(), "checkpoint ", path, ": no hyena.arch metadata");
-  return it->second;
-}
-
-// A model of type M with the config and weights of checkpoint `path`.
-template <class M>
-M load_model(const std::string& path) {
-  M m(train::checkpoint_config<typename M::config_type>(path));
-  train::load_checkpoint(path, m);
-  return m;
-}
-
-// Loads a model from any format we read and calls fn(model, arch):
-//   a Hugging Face folder (config.json + model.safetensors[.index.json]): GPT-NeoX or Llama;
-//   a llama2.c checkpoint (*.bin): Llama;
-//   our own checkpoint (*.safetensors with hyena.arch metadata): any architecture.
-template <class Fn>
-void with_any_model(const std::string& path, Fn&& fn) {
-  namespace fs = std::filesystem;
-  if (fs::is_directory(path)) {
-    const auto info = io::hf_model_config(path);
-    if (info.arch == "gpt_neox") {
-      auto m = io::load_hf<gpt_neox>(path);
-      return fn(m, info.arch);
-    }
-    auto m = io::load_hf<llama>(path);
-    return fn(m, info.arch);
-  }
-  HYENA_CHECK(fs::is_regular_file(path), "model ", path, " not found (expected a checkpoint file, a Hugging Face "
-              "folder or a llama2.c .bin)");
-  if (fs::path(path).extension() == ".bin") {
-    auto m = io::load_llama2c<B, float>(path);
-    return fn(m, std::string("llama"));
-  }
-  const std::string arch = checkpoint_arch(path);
-  with_arch(arch, [&](auto tag) {
-    auto m = load_model<typename decltype(tag)::type>(path);
-    fn(m, arch);
-  });
 }
 
 }  // namespace hyena::cli
