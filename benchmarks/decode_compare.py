@@ -52,9 +52,15 @@ def main():
     if not blas:
         blas = fetch_openblas(os.path.join(os.path.abspath(a.build), "torch-openblas"))
     env["LD_LIBRARY_PATH"] = blas + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-    peer = (f"{a.hf_python} {shlex.quote(os.path.join(ROOT, 'benchmarks', 'peers', 'hf_decode.py'))} --model "
-            f"{shlex.quote(hf_dir)} --contexts {a.hf_contexts or a.contexts} --tokens {a.tokens} --threads {a.threads}")
-    rows += lines(peer, env)
+    # One process per context: running out of memory at a long context loses only that row.
+    for c in (a.hf_contexts or a.contexts).split(","):
+        peer = (f"{a.hf_python} {shlex.quote(os.path.join(ROOT, 'benchmarks', 'peers', 'hf_decode.py'))} --model "
+                f"{shlex.quote(hf_dir)} --contexts {c} --tokens {a.tokens} --threads {a.threads}")
+        try:
+            rows += lines(peer, env)
+        except subprocess.CalledProcessError as e:
+            rows.append({"impl": "transformers", "path": "teacher_kv", "context": int(c),
+                         "error": f"exit status {e.returncode}" + (" (killed: out of memory)" if e.returncode in (-9, 137) else "")})
     by = {(r["impl"], r["path"], r["context"]): r for r in rows}
     contexts = [int(x) for x in a.contexts.split(",")]
     print("\n| context | teacher, hyena KV (tok/s) | teacher, transformers KV (tok/s) | student exact (tok/s) | "

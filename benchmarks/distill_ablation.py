@@ -85,7 +85,7 @@ def plot(path_png, title, runs, teacher_loss):
             f.write("\n\n")
     plots = [f"'{dat}' index {i} with linespoints title '{name}'" for i, name in enumerate(runs)]
     plots.append(f"{teacher_loss} with lines dashtype 2 title 'teacher'")
-    script = (f"set terminal png size 900,560\nset output '{path_png}'\nset title '{title}'\n"
+    script = (f"set terminal png size 900,560\nset output '{path_png}'\nset title \"{title}\"\n"
               "set xlabel 'student tokens'\nset ylabel 'held-out loss (nats per token)'\nset grid\n"
               "set key top right\nplot " + ", ".join(plots) + "\n")
     subprocess.run(["gnuplot"], input=script.encode(), check=False)

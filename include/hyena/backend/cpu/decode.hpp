@@ -43,11 +43,17 @@ struct cpu_decode_ops : Base {
   }
 
   // One (row, head) per task: scores over the row's positions, softmax, weighted values.
+  // The cache is read once for the scores and once for the values, each key's dot product in
+  // SIMD lanes with four keys in flight (one scalar chain per key is latency-bound: measured,
+  // 2x slower than transformers at 16K context before), and the exponentials vectorised.
   template <class T>
   static void attention_decode(host_context& ctx, index_t rows, index_t heads, index_t kv_heads, index_t head_dim,
                                T scale, const T* q, index_t q_row, const T* k_cache, const T* v_cache,
                                index_t max_len, const index_t* pos, T* out, index_t out_row) {
+    using batch = xsimd::batch<T>;
+    constexpr index_t w = index_t(batch::size);
     const index_t D = head_dim, group = heads / kv_heads, kv = kv_heads * D, tasks = rows * heads;
+    const index_t Dv = D - D % w;  // the part of a head in whole SIMD batches
     index_t longest = 0;
     for (index_t r = 0; r < rows; ++r) longest = std::max(longest, pos[r] + 1);
     const int threads = std::max(1, std::min<int>(ctx.threads(), int(tasks)));
@@ -61,21 +67,45 @@ struct cpu_decode_ops : Base {
       const T* qh = q + r * q_row + h * D;
       const T* kb = k_cache + r * max_len * kv + g * D;
       const T* vb = v_cache + r * max_len * kv + g * D;
-      T mx = -INFINITY;
-      for (index_t t = 0; t < n; ++t) {
-        const T* k = kb + t * kv;
+      auto dot_tail = [&](const T* k, index_t from) {
         T d = 0;
-        for (index_t i = 0; i < D; ++i) d += qh[i] * k[i];
-        p[t] = d * scale;
-        mx = std::max(mx, p[t]);
+        for (index_t i = from; i < D; ++i) d += qh[i] * k[i];
+        return d;
+      };
+      index_t t = 0;
+      for (; t + 4 <= n; t += 4) {
+        const T *k0 = kb + t * kv, *k1 = k0 + kv, *k2 = k1 + kv, *k3 = k2 + kv;
+        batch a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
+        for (index_t i = 0; i < Dv; i += w) {
+          const batch qv = batch::load_unaligned(qh + i);
+          a0 = xsimd::fma(qv, batch::load_unaligned(k0 + i), a0);
+          a1 = xsimd::fma(qv, batch::load_unaligned(k1 + i), a1);
+          a2 = xsimd::fma(qv, batch::load_unaligned(k2 + i), a2);
+          a3 = xsimd::fma(qv, batch::load_unaligned(k3 + i), a3);
+        }
+        p[t] = (xsimd::hadd(a0) + dot_tail(k0, Dv)) * scale;
+        p[t + 1] = (xsimd::hadd(a1) + dot_tail(k1, Dv)) * scale;
+        p[t + 2] = (xsimd::hadd(a2) + dot_tail(k2, Dv)) * scale;
+        p[t + 3] = (xsimd::hadd(a3) + dot_tail(k3, Dv)) * scale;
       }
-      double z = 0;
-      for (index_t t = 0; t < n; ++t) z += p[t] = std::exp(p[t] - mx);
+      for (; t < n; ++t) p[t] = dot_tail(kb + t * kv, 0) * scale;
+      T mx = -INFINITY;
+      for (t = 0; t < n; ++t) mx = std::max(mx, p[t]);
+      batch zv(T(0));
+      for (t = 0; t + w <= n; t += w) {
+        const batch e = xsimd::exp(batch::load_unaligned(p + t) - batch(mx));
+        e.store_unaligned(p + t);
+        zv += e;
+      }
+      double z = double(xsimd::hadd(zv));
+      for (; t < n; ++t) z += p[t] = std::exp(p[t] - mx);
       std::fill(acc, acc + D, T(0));
-      for (index_t t = 0; t < n; ++t) {
+      for (t = 0; t < n; ++t) {
         const T* v = vb + t * kv;
-        const T w = p[t];
-        for (index_t i = 0; i < D; ++i) acc[i] += w * v[i];
+        const batch wt(p[t]);
+        index_t i = 0;
+        for (; i < Dv; i += w) xsimd::fma(wt, batch::load_unaligned(v + i), batch::load_unaligned(acc + i)).store_unaligned(acc + i);
+        for (; i < D; ++i) acc[i] += p[t] * v[i];
       }
       const T inv = T(1.0 / z);
       for (index_t i = 0; i < D; ++i) out[r * out_row + h * D + i] = acc[i] * inv;
