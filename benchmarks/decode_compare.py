@@ -40,11 +40,17 @@ def main():
     ap.add_argument("--hf-python", default="PYTHONPATH=/tmp/hfpy /usr/bin/python3",
                     help="how to run Python with torch + transformers")
     ap.add_argument("--hf-contexts", default=None, help="contexts for transformers (default: the same)")
+    ap.add_argument("--hyena-rows", default=None, help="take hyena's rows from this decode.json (the teacher "
+                    "folder must be in BUILD/decode_teacher_hf) and run only transformers")
     ap.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "decode.json"))
     a = ap.parse_args()
     hf_dir = os.path.join(a.build, "decode_teacher_hf")
-    rows = lines([os.path.join(a.build, "benchmarks", "bench_decode"), "--contexts", a.contexts, "--tokens",
-                  str(a.tokens), "--threads", str(a.threads), "--hf-out", hf_dir])
+    if a.hyena_rows:  # hyena's rows from an earlier run's JSON; only the peer runs now
+        with open(a.hyena_rows) as fh:
+            rows = [r for r in json.load(fh)["rows"] if r["impl"] == "hyena"]
+    else:
+        rows = lines([os.path.join(a.build, "benchmarks", "bench_decode"), "--contexts", a.contexts, "--tokens",
+                      str(a.tokens), "--threads", str(a.threads), "--hf-out", hf_dir])
     env = dict(os.environ)
     # Debian's torch loads the reference BLAS; give it OpenBLAS as compare.py does.
     from compare import SYSTEM_OPENBLAS, fetch_openblas
