@@ -28,9 +28,10 @@ run_with_kills() {
   while true; do
     "$@" > /dev/null 2>> run.err &
     local pid=$!
-    # Mostly short delays (many kills, some mid-write); every fifth a longer one, so a slow
-    # start (stage 0 of a distillation) still gets through to its first checkpoint.
-    if [[ $((kills % 5)) -eq 4 ]]; then sleep 1.5; else sleep "0.$(printf "%02d" $((RANDOM % 25 + 3)))"; fi
+    # Mostly short delays (many kills, some mid-write); every fifth a longer one, growing with
+    # the kills, so a slow start (stage 0 of a distillation under ASan takes seconds) still gets
+    # through to its first checkpoint.
+    if [[ $((kills % 5)) -eq 4 ]]; then sleep "$((1 + kills / 10)).5"; else sleep "0.$(printf "%02d" $((RANDOM % 25 + 3)))"; fi
     if kill -9 "$pid" 2> /dev/null; then
       wait "$pid" 2> /dev/null || true
       kills=$((kills + 1))
