@@ -28,7 +28,10 @@ nlohmann::json fields_to_json(const S& s) {
 template <class S>
 void fields_from_json(const nlohmann::json& j, S& s, const std::string& what, bool allow_unknown = false) {
   HYENA_CHECK(j.is_object(), what, ": expected a JSON object");
-  for (auto& [key, value] : j.items()) {
+  for (auto item : j.items()) {
+    // Named references rather than a structured binding: clang before 16 cannot capture bindings.
+    const std::string& key = item.key();
+    const nlohmann::json& value = item.value();
     bool known = false;
     S::visit_fields(s, [&](const char* name, auto& field) {
       if (key != name) return;
