@@ -1,18 +1,76 @@
 # Installs hyena into a scratch prefix, builds examples/consumer against it with
 # find_package(hyena) (or, with MODE=subdirectory, through add_subdirectory) and runs it. Invoked by ctest (see tests/CMakeLists.txt).
+#
+# MODE=private_deps is find_package on a machine whose /usr/include lacks the header libraries
+# (nlohmann_json, Eigen3, xsimd): they are copied, with their CMake packages, into a prefix of
+# their own, the compiler's system include path gets a copy of /usr/include without them
+# (-nostdinc, then the compiler's own list with /usr/include replaced), and CMake does not
+# search the system prefixes. The consumer then builds only if hyenaConfig.cmake finds every
+# dependency the installed headers include and hands its include directory on.
+cmake_minimum_required(VERSION 3.22)  # policies for this script (IN_LIST)
 set(prefix ${WORK}/prefix)
 file(REMOVE_RECURSE ${WORK})
+set(extra_args)
+if(MODE STREQUAL "private_deps")
+  set(deps ${WORK}/deps)
+  set(hidden nlohmann eigen3 xsimd xtl)
+  foreach(d IN LISTS hidden)
+    if(EXISTS /usr/include/${d})
+      file(COPY /usr/include/${d} DESTINATION ${deps}/include)
+    endif()
+  endforeach()
+  file(COPY /usr/share/cmake/nlohmann_json DESTINATION ${deps}/share/cmake)
+  file(COPY /usr/share/eigen3/cmake DESTINATION ${deps}/share/eigen3)
+  # /usr/include without the header libraries, entry by entry.
+  set(shadow ${WORK}/usr-include)
+  file(MAKE_DIRECTORY ${shadow})
+  file(GLOB entries RELATIVE /usr/include /usr/include/*)
+  foreach(e IN LISTS entries)
+    if(NOT e IN_LIST hidden)
+      file(CREATE_LINK /usr/include/${e} ${shadow}/${e} SYMBOLIC)
+    endif()
+  endforeach()
+  # The compiler's own search list, in order, with the shadow in place of /usr/include.
+  execute_process(COMMAND ${CXX} -std=c++20 -xc++ -E -v - INPUT_FILE /dev/null ERROR_VARIABLE search
+                  OUTPUT_QUIET RESULT_VARIABLE rc)
+  string(REGEX MATCH "<...> search starts here:\n(.*)End of search list" _ "${search}")
+  string(REGEX REPLACE "[ \n]+" ";" dirs "${CMAKE_MATCH_1}")
+  set(flags "-nostdinc")
+  foreach(d IN LISTS dirs)
+    if(d STREQUAL "/usr/include")
+      set(d ${shadow})
+    endif()
+    if(d)
+      string(APPEND flags " -isystem ${d}")
+    endif()
+  endforeach()
+  if(rc OR NOT flags MATCHES "usr-include")
+    message(FATAL_ERROR "could not read ${CXX}'s include search list:\n${search}")
+  endif()
+  # The shadow really hides them: a file that includes nlohmann/json.hpp directly must not build.
+  file(WRITE ${WORK}/probe.cpp "#include <nlohmann/json.hpp>\nint main() {}\n")
+  separate_arguments(flag_list UNIX_COMMAND "${flags}")
+  execute_process(COMMAND ${CXX} ${flag_list} -fsyntax-only ${WORK}/probe.cpp RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+  if(NOT rc)
+    message(FATAL_ERROR "the shadow include path still finds nlohmann/json.hpp: the test would prove nothing")
+  endif()
+  find_program(make_program NAMES gmake make REQUIRED)  # the consumer's CMake will not search PATH
+  set(extra_args -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_MAKE_PROGRAM=${make_program} "-DCMAKE_CXX_FLAGS=${flags}" -DCMAKE_FIND_USE_CMAKE_SYSTEM_PATH=OFF
+                 -DCMAKE_FIND_USE_SYSTEM_ENVIRONMENT_PATH=OFF)
+endif()
 execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD} --prefix ${prefix} RESULT_VARIABLE rc OUTPUT_QUIET)
 if(rc)
   message(FATAL_ERROR "cmake --install failed: ${rc}")
 endif()
 if(MODE STREQUAL "subdirectory")
   set(how -DHYENA_SOURCE_DIR=${SOURCE})
+elseif(MODE STREQUAL "private_deps")
+  set(how "-DCMAKE_PREFIX_PATH=${prefix}\;${deps}")
 else()
   set(how -DCMAKE_PREFIX_PATH=${prefix})
 endif()
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE}/examples/consumer -B ${WORK}/consumer
-                ${how} -DCMAKE_BUILD_TYPE=Release RESULT_VARIABLE rc)
+                ${how} ${extra_args} -DCMAKE_BUILD_TYPE=Release RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "configuring the consumer with find_package(hyena) failed: ${rc}")
 endif()
