@@ -36,6 +36,8 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--contexts", default="128,1024,4096,16384,65536")
     ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=1, help="hyena's paths: rounds of --tokens per context, the "
+                    "contexts taking turns (bench_decode --rounds)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--hf-python", default="PYTHONPATH=/tmp/hfpy /usr/bin/python3",
                     help="how to run Python with torch + transformers")
@@ -50,7 +52,7 @@ def main():
             rows = [r for r in json.load(fh)["rows"] if r["impl"] == "hyena"]
     else:
         rows = lines([os.path.join(a.build, "benchmarks", "bench_decode"), "--contexts", a.contexts, "--tokens",
-                      str(a.tokens), "--threads", str(a.threads), "--hf-out", hf_dir])
+                      str(a.tokens), "--rounds", str(a.rounds), "--threads", str(a.threads), "--hf-out", hf_dir])
     env = dict(os.environ)
     # Debian's torch loads the reference BLAS; give it OpenBLAS as compare.py does.
     from compare import SYSTEM_OPENBLAS, fetch_openblas
