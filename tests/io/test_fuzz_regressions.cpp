@@ -5,10 +5,12 @@
 #include <hyena/io/gpt2_tokenizer.hpp>
 #include <hyena/io/hf_tokenizer.hpp>
 #include <hyena/io/llama2c_tokenizer.hpp>
+#include <hyena/io/safetensors.hpp>
 #include <hyena/models/config_json.hpp>
 #include <string>
 
 #include "bpe_test_data.hpp"
+#include "io/safetensors_test_util.hpp"
 
 using namespace hyena;
 
@@ -97,4 +99,20 @@ TEST_CASE("fuzz regression: model config fields are read by their type") {
   auto c = models::model_config_from_json(nlohmann::json::parse(R"({"vocab": 300, "rotary_base": 500})"));
   CHECK(c.vocab == 300);
   CHECK(c.rotary_base == 500.0);
+}
+
+// fuzz_safetensors (UBSan, a 10M-execution run): {"a": {"dtype": "F32", "shape": [0,
+// 446744073709551615, 184467440757930, 115650], "data_offsets": [0, 0]}} is a valid file (no
+// elements, so no bytes; the reference reader accepts it), but load() made a view whose strides,
+// the products of the trailing dimensions, overflowed index_t. Now load() refuses such a shape.
+TEST_CASE("fuzz regression: a zero-element tensor whose strides overflow is refused by load()") {
+  hyena::testing::scratch_dir dir;
+  const std::string header =
+      R"({"a":{"dtype":"F32","shape":[0,446744073709551615,184467440757930,115650],"data_offsets":[0,0]},)"
+      R"("ok":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]}})";
+  hyena::testing::write_raw(dir.file("x.safetensors"), header, "");
+  auto f = io::safetensors_file::open(dir.file("x.safetensors"));  // valid per the format
+  CHECK(f.info("a").numel() == 0);
+  CHECK_THROWS_WITH_AS(f.load<float>("a"), doctest::Contains("cannot be addressed"), hyena::error);
+  CHECK(f.load<float>("ok").numel() == 0);  // a plain empty tensor still loads
 }

@@ -106,6 +106,13 @@ class safetensors_file {
     const tensor_info& t = info(name);
     if (t.shape.size() > static_cast<std::size_t>(max_rank))
       fail(name, "rank ", t.shape.size(), " exceeds the supported ", max_rank);
+    // A view's strides are the products of the trailing dimensions; with a 0 in front the file
+    // is valid (no elements) but [0, 2^58, 2^40] still has strides beyond 2^63 - 1 (found by
+    // fuzz_safetensors's UBSan).
+    index_t stride = 1;
+    for (auto d = t.shape.rbegin(); d != t.shape.rend(); ++d)
+      if (__builtin_mul_overflow(stride, *d, &stride))
+        fail(name, "shape ", dims_str(t.shape), " cannot be addressed: its strides exceed 2^63 - 1");
     hyena::shape s;
     for (index_t d : t.shape) s.dims[s.rank++] = d;
     tensor<T> out(s);
