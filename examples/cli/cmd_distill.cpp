@@ -38,6 +38,7 @@ void run_distill(const distill_args& a) {
       auto o = a.o;
       o.train.run_dir = a.out;
       o.train.resume = !a.no_resume;
+      o.train.comm = &world();  // data parallel under mpirun; batch is per rank
       o.stage1_target = a.target == "block" ? train::transfer_target::block_output : train::transfer_target::mixer_output;
       o.init = a.init == "random" ? train::student_init::random : train::student_init::attention;
       o.attention.gates = a.gates == "qk" ? train::gate_init::qk : train::gate_init::ones;
@@ -65,7 +66,7 @@ void run_distill(const distill_args& a) {
                   student_arch(arch).c_str(), (long long)student.parameter_count(), d.describe().c_str());
       std::fflush(stdout);
       auto report = run_distiller(d, student, ctx, train_file.tokens(), valid_file.tokens(), "distilled");
-      save_model(a.out + "/model.safetensors", student, student_arch(arch));
+      if (world().is_root()) save_model(a.out + "/model.safetensors", student, student_arch(arch));
       std::printf("distilled %s -> %s on %lld tokens in %.1f s; model written to %s/model.safetensors\n", arch.c_str(),
                   student_arch(arch).c_str(), (long long)report.tokens, report.seconds, a.out.c_str());
       if (!report.curve.empty())
@@ -90,7 +91,7 @@ void add_distill_command(CLI::App& app) {
   c->add_option("--stage1-fraction", a->stage1_fraction, "share of the budget spent in stage 1")->capture_default_str();
   c->add_option("--stage1-tokens-per-layer", a->stage1_tokens_per_layer, "stage 1 tokens per layer (overrides the split; 0 skips)");
   c->add_option("--stage2-tokens", a->stage2_tokens, "stage 2 tokens (overrides the split; 0 skips)");
-  c->add_option("--batch", a->o.train.batch, "sequences per step")->capture_default_str();
+  c->add_option("--batch", a->o.train.batch, "sequences per step (per rank under mpirun)")->capture_default_str();
   c->add_option("--seq", a->o.train.seq, "tokens per sequence")->capture_default_str();
   c->add_option("--seed", a->o.train.seed, "seed of the data order (and of any random mixer initialisation)")->capture_default_str();
   c->add_option("--init", a->init, "stage 0: mixers from the teacher's attention, or at random")

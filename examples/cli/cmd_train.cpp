@@ -95,12 +95,13 @@ void train_model(const train_cli_options& o, const std::string& arch, const io::
   t.checkpoint_every = o.checkpoint_every;
   t.run_dir = o.out;
   t.resume = !o.no_resume;
+  t.comm = &world();  // data parallel under mpirun; batch is per rank
   train::trainer<Model> tr(model, t);
 
   // Say where a resumed run starts, and refuse a checkpoint of another model shape
   // (it would fail later with a less helpful message).
   const std::string ckpt = tr.checkpoint_path();
-  if (t.resume && std::filesystem::exists(ckpt)) {
+  if (t.resume && world().is_root() && std::filesystem::exists(ckpt)) {
     auto f = io::safetensors_file::open(ckpt);
     HYENA_CHECK(models::to_json(train::checkpoint_config<typename Model::config_type>(f)) == models::to_json(cfg),
                 "train: ", ckpt,
@@ -113,10 +114,11 @@ void train_model(const train_cli_options& o, const std::string& arch, const io::
   auto ctx = make_context(o.threads);
   auto res = tr.run(ctx, train_tokens.tokens(), valid.tokens());
   if (!o.valid_path.empty() && res.final_eval.tokens == 0)  // already finished: nothing ran
-    res.final_eval = train::evaluate(model, ctx, valid.tokens(), t.eval);
+    res.final_eval = train::evaluate(model, ctx, valid.tokens(), t.eval, world());
 
   const std::string model_path = o.out + "/model.safetensors";
-  train::save_checkpoint(model_path, model, nullptr, {{"train.step", std::to_string(res.steps_done)}}, arch);
+  if (world().is_root())
+    train::save_checkpoint(model_path, model, nullptr, {{"train.step", std::to_string(res.steps_done)}}, arch);
   if (!res.history.empty())
     std::printf("step %lld: train loss %.4f (%.2f s, %lld tokens)\n", (long long)res.steps_done,
                 res.history.back().loss, res.seconds, (long long)(res.history.size() * t.tokens_per_step()));
@@ -166,7 +168,7 @@ void add_train_command(CLI::App& app) {
   sub->add_option("--out", o->out, "run folder (metrics.jsonl, checkpoint.safetensors, model.safetensors)")
       ->required();
   sub->add_option("--steps", o->steps, "optimizer steps")->required();
-  sub->add_option("--batch", o->batch, "sequences per micro-batch")->capture_default_str();
+  sub->add_option("--batch", o->batch, "sequences per micro-batch (per rank under mpirun)")->capture_default_str();
   sub->add_option("--seq", o->seq, "tokens per sequence (0: the model's max_seq)")->capture_default_str();
   sub->add_option("--lr", o->lr, "peak learning rate")->capture_default_str();
   sub->add_option("--min-lr", o->min_lr, "final learning rate of the cosine schedule")->capture_default_str();

@@ -6,11 +6,22 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <type_traits>
+
+#include <hyena/dist/communicator.hpp>
 
 #include "models.hpp"
 
 namespace hyena::cli {
+
+// The ranks of a data-parallel run (`mpirun -np N hyena train|distill ...`); main() sets it
+// when an MPI launcher started the process, else it is this process alone.
+inline dist::communicator*& world_slot() {
+  static dist::communicator* w = nullptr;
+  return w;
+}
+inline dist::communicator& world() { return world_slot() ? *world_slot() : dist::local(); }
 
 // The Hyena student architecture of a teacher architecture.
 inline std::string student_arch(const std::string& teacher) {
@@ -55,9 +66,19 @@ typename M::config_type preset_config(const std::string& name, index_t vocab) {
   return c;
 }
 
-// A context with `threads` threads (0: all). OpenMP's process-wide default follows it, so
-// the few loops outside backend ops (optimizer, clipping) use the same count.
+// A context with `threads` threads (0: all, or under mpirun the cores divided among the ranks
+// on this machine). OpenMP's process-wide default follows it, so the few loops outside backend
+// ops (optimizer, clipping) use the same count.
 inline backend::host_context make_context(int threads) {
+  if (threads == 0 && world().size() > 1) {
+    int local = 1;  // ranks on this machine, as Open MPI, MPICH (Hydra) or Slurm tell each rank
+    for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"})
+      if (const char* s = std::getenv(v); s && std::atoi(s) > 0) {
+        local = std::atoi(s);
+        break;
+      }
+    threads = std::max(1, int(std::thread::hardware_concurrency()) / local);
+  }
 #ifdef _OPENMP
   if (threads > 0) omp_set_num_threads(threads);
 #endif

@@ -1,11 +1,39 @@
 // hyena: the command-line tool. `hyena --help` lists the subcommands.
+//
+// Started by an MPI launcher (`mpirun -np N hyena train|distill ...`, built with MPI), every
+// rank runs the same command data parallel (docs/guide.md, "Many processes"); rank 0 alone
+// prints and writes. An error on any rank ends the whole job (MPI_Abort), naming the rank.
 #include <cstdio>
+#include <memory>
+#include <string>
 
 #include <hyena/config.hpp>
+#ifdef HYENA_WITH_MPI
+#include <hyena/dist/mpi.hpp>
+#endif
 
 #include "commands.hpp"
+#include "common.hpp"
 
 int main(int argc, char** argv) {
+  std::unique_ptr<hyena::dist::communicator> ranks;
+#ifdef HYENA_WITH_MPI
+  if (hyena::dist::launched_by_mpi()) {
+    try {
+      ranks = std::make_unique<hyena::dist::mpi_communicator>(&argc, &argv);
+    } catch (const hyena::error& e) {
+      std::fprintf(stderr, "hyena: error: %s\n", e.what());
+      return 1;
+    }
+  }
+#endif
+  hyena::cli::world_slot() = ranks.get();
+  auto& world = hyena::cli::world();
+  const std::string where =
+      world.size() > 1 ? " (rank " + std::to_string(world.rank()) + " of " + std::to_string(world.size()) + ")" : "";
+  // One voice: the other ranks' standard output is dropped (their errors still reach stderr).
+  if (!world.is_root() && !std::freopen("/dev/null", "w", stdout)) return 1;
+
   CLI::App app{"hyena: train transformer teachers and distill them into Hyena students"};
   app.require_subcommand(1);
   hyena::cli::add_prepare_command(app);
@@ -15,16 +43,27 @@ int main(int argc, char** argv) {
   hyena::cli::add_generate_command(app);
   hyena::cli::add_convert_command(app);
   hyena::cli::add_demo_command(app);
+  int code = 0;
   try {
+    if (world.size() > 1) {  // only train and distill split their work over ranks
+      const std::string sub = argc > 1 ? argv[1] : "";
+      HYENA_CHECK(sub == "train" || sub == "distill", "'", sub,
+                  "' runs on one process; under mpirun only 'train' and 'distill' run data parallel");
+    }
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    code = world.is_root() ? app.exit(e) : (e.get_exit_code() != 0 ? 1 : 0);
   } catch (const hyena::error& e) {
-    std::fprintf(stderr, "hyena: error: %s\n", e.what());
-    return 1;
+    std::fprintf(stderr, "hyena: error%s: %s\n", where.c_str(), e.what());
+    code = 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "hyena: unexpected error: %s\n", e.what());
-    return 2;
+    std::fprintf(stderr, "hyena: unexpected error%s: %s\n", where.c_str(), e.what());
+    code = 2;
   }
-  return 0;
+  // A rank that failed while the others may be waiting in a collective for it: end them all.
+  if (code != 0 && world.size() > 1) {
+    std::fflush(stderr);
+    world.abort(code);
+  }
+  return code;
 }

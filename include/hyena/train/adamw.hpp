@@ -8,7 +8,14 @@
 // Element math runs in double, so float parameters see one rounding per stored value.
 // m, v and the step counter live in one arena; `state_tensors()` names them for checkpoints
 // ("step", "m.<param>", "v.<param>"), and writing those views restores the optimizer exactly.
+//
+// Sharded (ZeRO stage 1, Rajbhandari et al. 2020): after shard(begin, end) the optimizer keeps
+// m and v, and updates, only the parameter elements whose addresses lie in [begin, end); each
+// data-parallel rank owns one such range and the ranks all-gather the parameters after the step
+// (train/trainer.hpp). A sharded tensor's "m.<param>" / "v.<param>" views hold only its owned
+// elements (flat); copy_state_to / copy_state_from move them to and from an unsharded optimizer.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -96,21 +103,33 @@ class adamw {
       param_group g = rule(e.name);
       HYENA_CHECK(g.lr_scale >= 0 && g.weight_decay >= 0, "adamw: ", e.name, ": group needs lr_scale >= 0 and ",
                   "weight_decay >= 0");
-      slots_.push_back({std::move(e.name), e.param, e.grad, {}, {}, g});
+      const index_t n = e.param.numel();
+      slots_.push_back({std::move(e.name), e.param, e.grad, {}, {}, g, 0, n});
     }
-    layout l{this};
-    arena_.bind(l);
-    // The update's work list: every non-frozen tensor cut into pieces of at most `piece`
-    // values, so that one parallel loop spreads small tensors (biases, norms, filters) over the
-    // threads as well as large ones.
-    constexpr index_t piece = index_t(1) << 14;
-    for (std::size_t k = 0; k < slots_.size(); ++k) {
-      if (slots_[k].group.frozen) continue;
-      const index_t n = slots_[k].param.numel();
-      for (index_t lo = 0; lo < n; lo += piece) pieces_.push_back({k, lo, std::min(n, lo + piece)});
-      total_ += n;
-    }
+    bind_state();
   }
+
+  // ZeRO-1: keep state for, and update, only the parameter elements at addresses [begin, end)
+  // (the other tensors' elements are some other rank's). Resets the state; call before the first
+  // step, or restore it after.
+  void shard(const T* begin, const T* end) {
+    HYENA_CHECK(begin <= end, "adamw: shard range ends before it begins");
+    for (auto& s : slots_) {
+      const T* p = s.param.data;
+      const index_t n = s.param.numel();
+      s.lo = std::clamp<index_t>(index_t(begin - p), 0, n);
+      s.hi = std::clamp<index_t>(index_t(end - p), s.lo, n);
+    }
+    sharded_ = true;
+    bind_state();
+  }
+  bool sharded() const { return sharded_; }
+
+  // Writes this optimizer's state (its owned elements, and the step) into `full`, an unsharded
+  // optimizer over the same tensors; copy_state_from reads it back. Checkpoints of a sharded
+  // run go through them.
+  void copy_state_to(adamw& full) const { move_state(const_cast<adamw&>(*this), full, true); }
+  void copy_state_from(const adamw& full) { move_state(*this, const_cast<adamw&>(full), false); }
 
   // One update of every non-frozen tensor at learning rate `lr` (before group scaling).
   void step(double lr) {
@@ -127,7 +146,7 @@ class adamw {
       slot& s = slots_[pc.slot];
       const double lr_g = lr * s.group.lr_scale;
       const double decay = 1 - lr_g * s.group.weight_decay, step_size = lr_g / bc1;
-      T *p = s.param.data, *m = s.m.data, *v = s.v.data;
+      T *p = s.param.data, *m = s.m.data - s.lo, *v = s.v.data - s.lo;  // m, v hold [lo, hi)
       const T* g = s.grad.data;
       for (index_t i = pc.begin; i < pc.end; ++i) {
         const double gi = g[i];
@@ -141,6 +160,7 @@ class adamw {
     step_view_.data[0] = T(t);
   }
 
+  void set_step_count(index_t t) { step_view_.data[0] = T(t); }
   // Updates taken so far (read from the state, so restoring "step" restores it).
   index_t step_count() const {
     double s = static_cast<double>(step_view_.data[0]);
@@ -165,13 +185,55 @@ class adamw {
   const param_group& group(index_t i) const { return slots_.at(i).group; }
   param_entry<T> entry(index_t i) const { return {slots_.at(i).name, slots_.at(i).param, slots_.at(i).grad}; }
   std::size_t state_bytes() const { return arena_.bytes(); }
+  // m, v and the step counter as one flat view (what a data-parallel start broadcasts).
+  view<T> state_arena() { return arena_.flat(); }
 
  private:
   struct slot {
     std::string name;
     view<T> param, grad, m, v;
     param_group group;
+    index_t lo = 0, hi = 0;  // the elements this optimizer owns (all of them unless sharded)
   };
+
+  // Sizes the state arena for the owned elements and lists the update's work: every owned
+  // range cut into pieces of at most `piece` values, so that one parallel loop spreads small
+  // tensors (biases, norms, filters) over the threads as well as large ones.
+  void bind_state() {
+    layout l{this};
+    arena_.bind(l);
+    pieces_.clear();
+    total_ = 0;
+    constexpr index_t piece = index_t(1) << 14;
+    for (std::size_t k = 0; k < slots_.size(); ++k) {
+      if (slots_[k].group.frozen) continue;
+      const index_t lo = slots_[k].lo, hi = slots_[k].hi;
+      for (index_t b = lo; b < hi; b += piece) pieces_.push_back({k, b, std::min(hi, b + piece)});
+      total_ += hi - lo;
+    }
+  }
+
+  // Copies the owned state between a sharded optimizer and an unsharded one over the same tensors.
+  static void move_state(adamw& part, adamw& full, bool to_full) {
+    HYENA_CHECK(!full.sharded_ && part.slots_.size() == full.slots_.size(),
+                "adamw: state copies go between an optimizer and an unsharded one over the same tensors");
+    for (std::size_t k = 0; k < part.slots_.size(); ++k) {
+      slot &a = part.slots_[k], &f = full.slots_[k];
+      HYENA_CHECK(a.name == f.name && a.group.frozen == f.group.frozen, "adamw: state copy between different tensors at ",
+                  a.name);
+      if (a.group.frozen) continue;
+      const index_t n = a.hi - a.lo;
+      if (to_full) {
+        std::copy(a.m.data, a.m.data + n, f.m.data + a.lo);
+        std::copy(a.v.data, a.v.data + n, f.v.data + a.lo);
+      } else {
+        std::copy(f.m.data + a.lo, f.m.data + a.hi, a.m.data);
+        std::copy(f.v.data + a.lo, f.v.data + a.hi, a.v.data);
+      }
+    }
+    if (to_full) full.step_view_.data[0] = part.step_view_.data[0];
+    else part.step_view_.data[0] = full.step_view_.data[0];
+  }
   // Describes the state arena in the usual visit form.
   struct layout {
     adamw* self;
@@ -179,10 +241,12 @@ class adamw {
     void visit(W& w) {
       w("step", self->step_view_, shape{1});
       auto wm = w.child("m"), wv = w.child("v");
+      // Unsharded, the state has its parameter's shape; sharded, the owned elements, flat.
+      auto state_shape = [&](const slot& s) { return self->sharded_ ? shape{s.hi - s.lo} : s.param.shape; };
       for (auto& s : self->slots_)
-        if (!s.group.frozen) wm(s.name, s.m, s.param.shape);
+        if (!s.group.frozen) wm(s.name, s.m, state_shape(s));
       for (auto& s : self->slots_)
-        if (!s.group.frozen) wv(s.name, s.v, s.param.shape);
+        if (!s.group.frozen) wv(s.name, s.v, state_shape(s));
     }
   };
 
@@ -194,6 +258,7 @@ class adamw {
   };
   std::vector<piece_of> pieces_;  // see the constructor
   index_t total_ = 0;
+  bool sharded_ = false;
   arena<T> arena_;
   view<T> step_view_;  // (1): the update count, stored as T so it checkpoints with m and v
 };

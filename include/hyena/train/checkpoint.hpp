@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "../io/safetensors.hpp"
 #include "../models/config_json.hpp"
@@ -23,9 +24,11 @@ void save_checkpoint(const std::string& path, Model& model, adamw<typename Model
                      const metadata& extra = {}, const std::string& arch = {},
                      const nn::hyena_modal_form<typename Model::scalar>* modal = nullptr) {
   io::safetensors_writer w;
-  model.for_each_parameter([&](const std::string& name, auto& p, auto&) { w.add("model." + name, p); });
+  // Stored in the model's own precision, so a resumed run continues exactly.
+  constexpr io::dtype as = std::is_same_v<typename Model::scalar, double> ? io::dtype::F64 : io::dtype::F32;
+  model.for_each_parameter([&](const std::string& name, auto& p, auto&) { w.add("model." + name, p, as); });
   if (optimizer)
-    for (auto& s : optimizer->state_tensors()) w.add("optim." + s.name, s.v);
+    for (auto& s : optimizer->state_tensors()) w.add("optim." + s.name, s.v, as);
   if (modal) {  // the recurrent form of a Hyena model's filters: "modal.<layer>.poles" / ".residues"
     for (std::size_t l = 0; l < modal->poles.size(); ++l) {
       w.add("modal." + std::to_string(l) + ".poles", modal->poles[l].v());

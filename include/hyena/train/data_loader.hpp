@@ -3,7 +3,10 @@
 // random_window_loader: training batches of B windows of T+1 consecutive tokens at random
 //   offsets; inputs = window[0, T), targets = window[1, T+1). Each offset is a hash of
 //   (seed, step, row), so the whole state is the step counter: a resumed run that sets
-//   the step continues with exactly the batches it would have seen.
+//   the step continues with exactly the batches it would have seen. In data-parallel runs
+//   (dist/communicator.hpp) rank r of N reads rows [r B, (r + 1) B) of a global batch of N B
+//   rows (`first_row` = r B): no two ranks read the same row, together they read exactly what
+//   one process with batch N B would, and the position (the step) is the same on every rank.
 // sequential_loader: the validation walk, non-overlapping windows in order. Window w has
 //   inputs tokens[wT, wT+T) and targets tokens[wT+1, wT+T+1), so every token but the first
 //   is a target exactly once. The last window is usually partial: its missing positions,
@@ -45,12 +48,14 @@ inline void check_batch_views(const view<std::int32_t>& in, const view<std::int3
 
 class random_window_loader {
  public:
-  random_window_loader(io::token_span tokens, index_t batch, index_t seq, std::uint64_t seed, index_t step = 0)
-      : tokens_(tokens), batch_(batch), seq_(seq), seed_(seed), step_(step) {
+  random_window_loader(io::token_span tokens, index_t batch, index_t seq, std::uint64_t seed, index_t step = 0,
+                       index_t first_row = 0)
+      : tokens_(tokens), batch_(batch), seq_(seq), seed_(seed), step_(step), first_row_(first_row) {
     HYENA_CHECK(batch > 0 && seq > 0, "random_window_loader: batch and seq must be positive, got ", batch, ", ", seq);
     HYENA_CHECK(tokens.size() >= seq + 1, "random_window_loader: ", tokens.size(), " tokens, need at least seq + 1 = ",
                 seq + 1);
     HYENA_CHECK(step >= 0, "random_window_loader: negative step ", step);
+    HYENA_CHECK(first_row >= 0, "random_window_loader: negative first_row ", first_row);
   }
 
   // First token of row `row`'s window at `step`, uniform over [0, size - seq).
@@ -64,7 +69,7 @@ class random_window_loader {
   void next(view<std::int32_t> inputs, view<std::int32_t> targets) {
     detail::check_batch_views(inputs, targets, batch_, seq_, "random_window_loader");
     for (index_t b = 0; b < batch_; ++b) {
-      index_t s = window_start(step_, b);
+      index_t s = window_start(step_, first_row_ + b);
       tokens_.copy_to(s, seq_, inputs.data + b * seq_);
       tokens_.copy_to(s + 1, seq_, targets.data + b * seq_);
     }
@@ -87,6 +92,7 @@ class random_window_loader {
   index_t batch_, seq_;
   std::uint64_t seed_;
   index_t step_;
+  index_t first_row_;  // this rank's first row of the global batch
 };
 
 class sequential_loader {

@@ -19,6 +19,9 @@
 // checkpoints, exact resume): one labelled run per layer and part of stage 1, then stage 2,
 // all in one run folder. A rerun resumes in the stage its checkpoint was written by.
 // The teacher always runs in inference mode: no caches, no gradients.
+// Data parallel (o.train.comm): every stage is data parallel through the trainer; the teacher's
+// forward is local to each rank; rank 0 alone reads the run folder's checkpoint label, prints
+// and writes metrics.
 #pragma once
 #include <cmath>
 #include <cstdio>
@@ -170,6 +173,7 @@ class distiller {
     const auto &tc = t_.config(), &sc = s_.config();
     HYENA_CHECK(tc.hidden == sc.hidden && tc.vocab == sc.vocab, "distiller: teacher and student must share hidden (",
                 tc.hidden, " vs ", sc.hidden, ") and vocab (", tc.vocab, " vs ", sc.vocab, ")");
+    if (!comm().is_root()) o_.train.progress = false;  // rank 0 alone speaks
     if (o_.layer_map.empty())
       for (index_t i = 0; i < sc.layers; ++i) o_.layer_map.push_back((i + 1) * tc.layers / sc.layers - 1);
     HYENA_CHECK(index_t(o_.layer_map.size()) == sc.layers, "distiller: layer_map has ", o_.layer_map.size(),
@@ -215,7 +219,9 @@ class distiller {
     std::ostringstream os;
     const index_t per_step = o_.train.tokens_per_step(), layers = s_.config().layers;
     os << "distillation plan: " << total_tokens() << " student tokens (" << per_step << " per step: batch "
-       << o_.train.batch << " x seq " << o_.train.seq << " x accumulation " << o_.train.grad_accum << ")\n";
+       << o_.train.batch << " x seq " << o_.train.seq << " x accumulation " << o_.train.grad_accum;
+    if (o_.train.ranks() > 1) os << " x " << o_.train.ranks() << " ranks";
+    os << ")\n";
     os << "  stage 0: shared weights copied from the teacher; mixers "
        << (o_.init == student_init::attention
                ? std::string("from the teacher's attention (v, out_proj; gates ") +
@@ -249,7 +255,8 @@ class distiller {
     std::size_t first = 0;
     bool resuming = false;
     if (o_.train.resume && !o_.train.run_dir.empty()) {
-      const std::string label = checkpoint_label(o_.train.run_dir);
+      const std::string label =
+          dist::broadcast_string(comm(), comm().is_root() ? checkpoint_label(o_.train.run_dir) : std::string());
       if (!label.empty()) {
         while (first < phases.size() && phases[first].label != label) ++first;
         HYENA_CHECK(first < phases.size(), "distiller: the checkpoint in ", o_.train.run_dir, " was written by '",
@@ -306,7 +313,7 @@ class distiller {
   // relative filter-fit error.
   std::vector<double> stage0(context& ctx, io::token_span tokens) {
     if constexpr (attention_teacher && hyena_student) {
-      auto profile = measure_lag_profile(t_, ctx, tokens, o_.train.batch, o_.train.seq, o_.attention.batches,
+      auto profile = measure_lag_profile(t_, ctx, tokens, o_.train.batch * o_.train.ranks(), o_.train.seq, o_.attention.batches,
                                          o_.train.seed + 77);
       auto errors = init_student_from_attention(ctx, t_, s_, profile, o_.layer_map, o_.attention, o_.train.progress);
       t_.reserve(o_.train.batch, o_.train.seq, models::mode::infer);
@@ -559,15 +566,20 @@ class distiller {
       const index_t batch = o_.train.batch, seq = o_.train.seq;
       ctview probs(probs_.data(), {batch, t_.config().heads, seq, seq});
       return align_(ctx, sblock::mixer_config(c), s_.block_parameters(l).mix, s_cache_.mix, probs,
-                    t_.config().head_dim(), g, scale);
+                    t_.config().head_dim(), g, scale, comm());
     } else {
       HYENA_FAIL("distiller: operator alignment needs an attention teacher and a Hyena student");
     }
   }
 
-  static double mean_square(context& ctx, ctview v) {
-    return std::max(B::sum_squares(ctx, v.numel(), v.data) / double(std::max<index_t>(1, v.numel())), 1e-12);
+  // The normaliser of the output-alignment losses: the mean square over every rank's batch (the
+  // ranks' batches are the same size), so the ranks' normalised losses average to the global one.
+  double mean_square(context& ctx, ctview v) {
+    const double local = B::sum_squares(ctx, v.numel(), v.data) / double(std::max<index_t>(1, v.numel()));
+    return std::max(dist::all_reduce_mean(comm(), local), 1e-12);
   }
+
+  dist::communicator& comm() const { return o_.train.comm ? *o_.train.comm : dist::local(); }
 
   // The fit table: metrics.jsonl lines {"label": "stage 1 fit", "when", "layer", ...} (the
   // previous ones for the same `when` replaced), and the terminal when progress is on.
@@ -578,7 +590,7 @@ class distiller {
         std::fprintf(stderr, "  layer %lld (teacher %lld): operator %.4f  output %.4f\n", (long long)f.layer,
                      (long long)f.teacher_layer, f.operator_error, f.output_error);
     }
-    if (o_.train.run_dir.empty()) return;
+    if (o_.train.run_dir.empty() || !comm().is_root()) return;
     std::filesystem::create_directories(o_.train.run_dir);
     const std::string path = o_.train.run_dir + "/metrics.jsonl";
     std::vector<std::string> keep;

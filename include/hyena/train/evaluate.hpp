@@ -2,6 +2,7 @@
 #pragma once
 #include <cmath>
 
+#include "../dist/communicator.hpp"
 #include "../io/token_span.hpp"
 #include "../models/causal_lm.hpp"
 #include "../nn/loss.hpp"
@@ -26,24 +27,35 @@ struct eval_options {
 
 // Walks `tokens` in order with non-overlapping windows (each token after the first is
 // scored exactly once, with the context of its own window).
+//
+// With a communicator of N ranks, the batches a single process would score are dealt out in
+// turn (batch k to rank k mod N) and the sums are reduced, so every rank returns the same
+// result as one process, up to the order of the additions. Every rank must call it.
 template <class Model>
-eval_result evaluate(Model& model, typename Model::context& ctx, io::token_span tokens, const eval_options& o) {
+eval_result evaluate(Model& model, typename Model::context& ctx, io::token_span tokens, const eval_options& o,
+                     dist::communicator& comm = dist::local()) {
   HYENA_CHECK(o.batch > 0 && o.seq > 0, "evaluate: batch and seq must be positive, got ", o.batch, " x ", o.seq);
   const auto previous = model.current_mode();
   const index_t pb = model.batch(), ps = model.seq();
   model.reserve(o.batch, o.seq, models::mode::infer);
   sequential_loader loader(tokens, o.batch, o.seq);
   token_batch b(o.batch, o.seq);
-  double nll = 0;
-  index_t scored = 0;
-  while (true) {
+  double sums[2] = {0, 0};  // negative log-likelihood, targets scored
+  index_t counted = 0;      // targets a single process would have scored so far (the max_tokens rule)
+  for (index_t k = 0;; ++k) {
     auto f = loader.next(b);
     if (f.windows == 0) break;
-    auto logits = model.forward(ctx, b.inputs.v());
-    nll += nn::cross_entropy_loss<typename Model::backend>(ctx, logits, b.targets.v()) * double(f.targets);
-    scored += f.targets;
-    if (o.max_tokens > 0 && scored >= o.max_tokens) break;
+    if (k % comm.size() == comm.rank()) {
+      auto logits = model.forward(ctx, b.inputs.v());
+      sums[0] += nn::cross_entropy_loss<typename Model::backend>(ctx, logits, b.targets.v()) * double(f.targets);
+      sums[1] += double(f.targets);
+    }
+    counted += f.targets;
+    if (o.max_tokens > 0 && counted >= o.max_tokens) break;
   }
+  comm.all_reduce_sum(sums, 2);
+  const double nll = sums[0];
+  const index_t scored = index_t(sums[1]);
   if (pb > 0) model.reserve(pb, ps, previous);
   eval_result r;
   r.tokens = scored;

@@ -10,7 +10,11 @@
 // head(c) = c / head_dim, the head whose output channel c is. The sums run over (t, s)
 // without forming M (backend op hyena_attention_alignment); the gradient goes to x0, x1, h
 // and D, and from there through the operator's short conv, in_proj and filter.
+//
+// Data parallel: with a communicator, the denominator is the mean over the ranks of each rank's
+// own, so the ranks' losses (and gradients) average to the loss of their batches together.
 #pragma once
+#include "../dist/communicator.hpp"
 #include "../nn/hyena.hpp"
 
 namespace hyena::train {
@@ -28,7 +32,7 @@ class operator_alignment {
   // when `g` is non-null, adds grad_scale * its gradient to the operator's parameter grads.
   double operator()(context& ctx, const typename op::config& c, const typename op::params& p,
                     const typename op::cache& k, ctview probs, index_t head_dim, typename op::params* g,
-                    double grad_scale = 1.0) {
+                    double grad_scale = 1.0, dist::communicator& comm = dist::local()) {
     HYENA_CHECK(c.order == 2, "operator alignment: an order-", c.order, " Hyena operator has no single mixing ",
                 "matrix to align; it is defined for order 2 (use stage1_operator_fraction = 0)");
     const index_t batch = k.in_proj.x.size(0), seq = k.in_proj.x.size(1), D = c.hidden;
@@ -40,7 +44,8 @@ class operator_alignment {
                 head_dim, " channels do not cover the operator's ", D, " channels");
     const index_t n = batch * seq * D;
     // Each head's matrix counts once per channel it feeds.
-    const double norm = std::max(double(head_dim) * B::sum_squares(ctx, probs.numel(), probs.data), 1e-30);
+    const double norm = std::max(
+        dist::all_reduce_mean(comm, double(head_dim) * B::sum_squares(ctx, probs.numel(), probs.data)), 1e-30);
     const T* x0 = k.blocks.data;
     const T* x1 = k.blocks.data + n;
     if (!g) {

@@ -10,17 +10,31 @@
 // (train/distill.hpp) are other step functions driven by this same loop, one labelled run
 // after another in one run folder. A checkpoint records the label of the run that wrote it,
 // and a run resumes only from its own.
+//
+// Data parallel (trainer_options::comm with N ranks, every rank running the same program): rank
+// r reads rows [r batch, (r + 1) batch) of a global batch of N x batch rows; after the
+// micro-batches the gradients are averaged over the ranks (one all-reduce over the span of the
+// gradient arena that holds the trained tensors), so clipping and AdamW see the gradient of the
+// global batch and every rank takes the same step. Rank 0 alone resumes from and writes
+// checkpoints, metrics and the progress bar; the parameters, the optimizer state and the step
+// are broadcast from it at the start, so a run resumes with any number of ranks.
+// With zero1 (ZeRO stage 1), each rank keeps AdamW's moments for, and updates, 1/N of the
+// trained span of the parameter arena; the parameters are all-gathered after each step. Its
+// checkpoints hold the whole state, gathered for the write (every rank holds it briefly then).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "../dist/communicator.hpp"
 #include "../io/atomic_file.hpp"
 #include "../nn/loss.hpp"
 #include "adamw.hpp"
@@ -51,8 +65,14 @@ struct trainer_options {
   bool progress = true;
   index_t stop_after = 0;    // stop after this many steps of this call (tests of resume)
   index_t skip_nonfinite = 0;  // steps with a NaN/inf loss or gradient skipped before the run stops
+  // Data parallel over this communicator's ranks (batch is per rank); null: this process alone.
+  // Not owned; every rank passes the same options.
+  dist::communicator* comm = nullptr;
+  bool zero1 = false;  // shard AdamW's state over the ranks (ZeRO stage 1)
 
-  index_t tokens_per_step() const { return batch * seq * grad_accum; }
+  int ranks() const { return comm ? comm->size() : 1; }
+  // Tokens of one optimizer step, over all ranks.
+  index_t tokens_per_step() const { return batch * seq * grad_accum * ranks(); }
 };
 
 struct train_record {
@@ -70,6 +90,7 @@ struct train_result {
   index_t tokens = 0;
   index_t steps_done = 0;
   index_t steps_skipped = 0;  // non-finite steps skipped (skip_nonfinite)
+  double reduce_seconds = 0;  // spent averaging gradients across ranks (data parallel)
 };
 
 // The label ("train.label") of the checkpoint in `run_dir`, or "" when there is none.
@@ -92,9 +113,9 @@ class trainer {
   using step_fn = std::function<double(context&, token_batch&, double grad_scale)>;
 
   trainer(Model& m, trainer_options o, group_rule rule = {})
-      : model_(m), opt_(param_entries<T>(m.parameters(), m.gradients(), m.config()), o.adam,
-                       rule ? rule : default_group_rule(o.adam)),
-        o_(std::move(o)) {
+      : model_(m), rule_(rule ? rule : default_group_rule(o.adam)),
+        opt_(param_entries<T>(m.parameters(), m.gradients(), m.config()), o.adam, rule_),
+        o_(std::move(o)), comm_(o_.comm ? *o_.comm : dist::local()) {
     HYENA_CHECK(o_.batch > 0 && o_.seq > 0 && o_.steps > 0 && o_.grad_accum > 0,
                 "trainer: batch, seq, steps and grad_accum must be positive");
     HYENA_CHECK(o_.seq <= m.config().max_seq, "trainer: seq ", o_.seq, " exceeds the model's max_seq ",
@@ -104,6 +125,8 @@ class trainer {
     if (o_.eval.seq == 0) o_.eval.seq = o_.seq;
     for (index_t i = 0; i < opt_.size(); ++i)
       if (!opt_.group(i).frozen) trained_.push_back(opt_.entry(i));
+    find_gradient_span();
+    if (sharded()) shard_optimizer();
   }
 
   adamw<T>& optimizer() { return opt_; }
@@ -124,12 +147,23 @@ class trainer {
   train_result run(context& ctx, io::token_span train_tokens, io::token_span valid_tokens = {}, step_fn fn = {}) {
     if (!fn) fn = language_model_step();
     cosine_schedule lr{o_.lr, o_.min_lr, std::min(o_.warmup, o_.steps), o_.steps};
-    index_t step = resume_if_possible();
-    random_window_loader loader(train_tokens, o_.batch, o_.seq, o_.seed, step * o_.grad_accum);
+    index_t step = 0;
+    if (sharded()) {  // rank 0 reads the whole state; every rank keeps its own piece of it
+      auto full = unsharded_optimizer();
+      if (comm_.is_root()) step = resume_if_possible(full.get());
+      auto state = full->state_arena();
+      comm_.broadcast(state.data, std::size_t(state.numel()) * sizeof(T), 0);
+      opt_.copy_state_from(*full);
+    } else if (comm_.is_root()) {
+      step = resume_if_possible(&opt_);
+    }
+    if (comm_.size() > 1) step = synchronise(step);
+    random_window_loader loader(train_tokens, o_.batch, o_.seq, o_.seed, step * o_.grad_accum,
+                                index_t(comm_.rank()) * o_.batch);
     token_batch b(o_.batch, o_.seq);
     model_.reserve(o_.batch, o_.seq, models::mode::train);
-    std::ofstream metrics = open_metrics(step);
-    progress_bar bar(o_.label, o_.steps, o_.tokens_per_step(), o_.progress);
+    std::ofstream metrics = comm_.is_root() ? open_metrics(step) : std::ofstream{};
+    progress_bar bar(o_.label, o_.steps, o_.tokens_per_step(), o_.progress && comm_.is_root());
     bar.set_first_step(step);
     train_result res;
     const index_t first = step;
@@ -146,16 +180,18 @@ class trainer {
           loss = std::numeric_limits<double>::quiet_NaN();
         }
       }
+      if (comm_.size() > 1) loss = average_gradients(ctx, loss, res);
       const double norm = clip_grad_norm(trained_, o_.clip);
       const bool finite = std::isfinite(loss) && std::isfinite(norm);
       const bool last = step + 1 == o_.steps;
       if (finite) {
         opt_.step(rate);
+        if (sharded()) comm_.all_gather(param_lo(), shard_counts_);  // every rank's updated piece
         train_record rec{step + 1, (step + 1) * o_.tokens_per_step(), loss, rate, norm};
         rec.seconds = bar.seconds();
         if ((o_.eval_every > 0 && (step + 1) % o_.eval_every == 0) || last) {
           if (valid_tokens.size() > 1) {
-            res.final_eval = evaluate(model_, ctx, valid_tokens, o_.eval);
+            res.final_eval = evaluate(model_, ctx, valid_tokens, o_.eval, comm_);
             rec.val_loss = res.final_eval.loss;
           }
         }
@@ -167,7 +203,7 @@ class trainer {
       } else {
         skip_or_stop(ctx, step + 1, loss, res);
       }
-      if (!o_.run_dir.empty() && ((o_.checkpoint_every > 0 && (step + 1) % o_.checkpoint_every == 0) || last))
+      if (!o_.run_dir.empty() && (comm_.is_root() || sharded()) && ((o_.checkpoint_every > 0 && (step + 1) % o_.checkpoint_every == 0) || last))
         save(step + 1);
     }
     res.steps_done = step;
@@ -176,15 +212,89 @@ class trainer {
     return res;
   }
 
-  // Writes the model, optimizer and position to run_dir/checkpoint.safetensors.
+  // Writes the model, optimizer and position to run_dir/checkpoint.safetensors (rank 0; with
+  // zero1 every rank must call it, to gather the optimizer state).
   void save(index_t step) {
+    adamw<T>* opt = &opt_;
+    std::unique_ptr<adamw<T>> full;
+    if (sharded()) {  // the whole state: each rank's piece, summed into zeros elsewhere
+      full = unsharded_optimizer();
+      opt_.copy_state_to(*full);
+      if (!comm_.is_root()) full->set_step_count(0);  // the sum keeps rank 0's count
+      auto state = full->state_arena();
+      comm_.all_reduce_sum(state.data, std::size_t(state.numel()));
+      opt = full.get();
+    }
+    if (!comm_.is_root()) return;
     std::filesystem::create_directories(o_.run_dir);
-    save_checkpoint(checkpoint_path(), model_, &opt_,
+    save_checkpoint(checkpoint_path(), model_, opt,
                     {{"train.step", std::to_string(step)}, {"train.seed", std::to_string(o_.seed)},
                      {"train.label", o_.label}});
   }
 
  private:
+  // Data parallel: the step from rank 0 (which alone resumed), then its parameters and
+  // optimizer state, so every rank starts from the same point whatever it loaded or drew.
+  index_t synchronise(index_t step) {
+    comm_.broadcast(&step, sizeof step, 0);
+    auto params = model_.parameter_arena().flat();
+    comm_.broadcast(params.data, params.numel() * sizeof(T), 0);
+    if (!sharded()) {
+      auto state = opt_.state_arena();
+      comm_.broadcast(state.data, state.numel() * sizeof(T), 0);
+    }
+    return step;
+  }
+
+  // ZeRO-1 ------------------------------------------------------------------------------
+  bool sharded() const { return o_.zero1 && comm_.size() > 1 && !trained_.empty(); }
+  // The trained span in the parameter arena (the gradient span's offsets: same layout).
+  T* param_lo() { return model_.parameter_arena().flat().data + (grad_lo_ - model_.gradient_arena().flat().data); }
+
+  // Rank r owns piece r of the trained span, split evenly by elements.
+  void shard_optimizer() {
+    shard_counts_ = dist::even_pieces(std::size_t(grad_hi_ - grad_lo_), comm_.size());
+    std::size_t offset = 0;
+    for (int r = 0; r < comm_.rank(); ++r) offset += shard_counts_[std::size_t(r)];
+    const T* begin = param_lo() + offset;
+    opt_.shard(begin, begin + shard_counts_[std::size_t(comm_.rank())]);
+  }
+
+  // An optimizer over the same tensors holding all of the state (checkpoints of a zero1 run).
+  std::unique_ptr<adamw<T>> unsharded_optimizer() {
+    return std::make_unique<adamw<T>>(param_entries<T>(model_.parameters(), model_.gradients(), model_.config()),
+                                      o_.adam, rule_);
+  }
+
+  // The gradient arena's span [grad_lo_, grad_hi_) that holds every trained tensor: one
+  // all-reduce covers it (stage 1 of distillation trains one layer's mixer, a small span).
+  void find_gradient_span() {
+    if (trained_.empty()) return;
+    grad_lo_ = trained_.front().grad.data;
+    grad_hi_ = grad_lo_;
+    for (auto& e : trained_) {
+      grad_lo_ = std::min(grad_lo_, e.grad.data);
+      grad_hi_ = std::max(grad_hi_, e.grad.data + e.grad.numel());
+    }
+    auto arena = model_.gradient_arena().flat();
+    HYENA_CHECK(grad_lo_ >= arena.data && grad_hi_ <= arena.data + arena.numel(),
+                "trainer: the trained gradients are not all in the model's gradient arena");
+  }
+
+  // Sums the gradients (and the loss) over the ranks and divides by their number: each rank's
+  // gradient is of its own rows' mean loss, so the average is the global batch's.
+  double average_gradients(context& ctx, double loss, train_result& res) {
+    progress_bar timer("", 0, 0, false);
+    const index_t n = index_t(grad_hi_ - grad_lo_);
+    if (n > 0) {
+      comm_.all_reduce_sum(grad_lo_, std::size_t(n));
+      B::scale(ctx, n, T(1.0 / comm_.size()), grad_lo_);
+    }
+    loss = dist::all_reduce_mean(comm_, loss);
+    res.reduce_seconds += timer.seconds();
+    return loss;
+  }
+
   // A step whose loss or gradient norm is not finite: skipped (nothing updated) while the
   // skip_nonfinite allowance lasts, else the run stops naming the step and the first tensor
   // whose gradient is not finite.
@@ -200,17 +310,18 @@ class trainer {
                 (o_.skip_nonfinite > 0 ? " (all allowed non-finite steps were already skipped)" : ""),
                 ". Lower the learning rate, or let up to N such steps be skipped (skip_nonfinite)");
     ++res.steps_skipped;
-    std::fprintf(stderr, "%s: step %lld: %s is not finite; step skipped (%lld of %lld allowed)\n", o_.label.c_str(),
+    if (comm_.is_root())
+      std::fprintf(stderr, "%s: step %lld: %s is not finite; step skipped (%lld of %lld allowed)\n", o_.label.c_str(),
                  (long long)step, culprit.c_str(), (long long)res.steps_skipped, (long long)o_.skip_nonfinite);
   }
 
-  index_t resume_if_possible() {
+  index_t resume_if_possible(adamw<T>* opt) {
     const std::string path = checkpoint_path();
     if (path.empty() || !o_.resume || !std::filesystem::exists(path)) return 0;
     const std::string label = checkpoint_label(o_.run_dir);
     HYENA_CHECK(label == o_.label, "checkpoint ", path, " was written by the run '", label, "', not by '", o_.label,
                 "': use another folder, or delete the checkpoint to start afresh");
-    auto meta = load_checkpoint(path, model_, &opt_);
+    auto meta = load_checkpoint(path, model_, opt);
     auto it = meta.find("train.step");
     HYENA_CHECK(it != meta.end(), "checkpoint ", path, ": no train.step metadata");
     auto seed = meta.find("train.seed");
@@ -264,9 +375,13 @@ class trainer {
   }
 
   Model& model_;
+  group_rule rule_;
   adamw<T> opt_;
   trainer_options o_;
+  dist::communicator& comm_;
   std::vector<param_entry<T>> trained_;  // the tensors the optimizer updates (clipping sees only these)
+  T *grad_lo_ = nullptr, *grad_hi_ = nullptr;  // see find_gradient_span
+  std::vector<std::size_t> shard_counts_;      // zero1: each rank's piece of the trained span
 };
 
 }  // namespace hyena::train
