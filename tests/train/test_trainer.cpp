@@ -180,3 +180,21 @@ TEST_CASE("evaluate: perplexity is exp of the mean token loss over the whole fil
   CHECK(n == 999);
   CHECK(res.loss == doctest::Approx(nll / double(n)).epsilon(1e-6));
 }
+
+TEST_CASE("trainer: a checkpoint whose train.step is not a count is refused by name") {
+  scratch_dir dir("bad_step");
+  backend::host_context ctx;
+  auto tokens = testing::toy_corpus(4000);
+  for (const char* bad : {"x7", "12abc", "-3", "", "99999999999999999999999"}) {
+    model m(tiny());
+    rng r(1);
+    m.init(r);
+    train::adamw<float> opt(train::param_entries<float>(m.parameters(), m.gradients(), m.config()));
+    train::save_checkpoint(dir.str() + "/checkpoint.safetensors", m, &opt,
+                           {{"train.step", bad}, {"train.seed", "5"}, {"train.label", "train"}});
+    train::trainer<model> t(m, options(dir.str(), 4));
+    INFO("train.step = '", bad, "'");
+    CHECK_THROWS_WITH_AS(t.run(ctx, std::span<const std::int32_t>(tokens)),
+                         doctest::Contains((std::string("train.step '") + bad + "' is not a step count").c_str()), hyena::error);
+  }
+}

@@ -23,6 +23,7 @@
 // checkpoints hold the whole state, gathered for the write (every rank holds it briefly then).
 #pragma once
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -327,7 +328,13 @@ class trainer {
     auto seed = meta.find("train.seed");
     HYENA_CHECK(seed == meta.end() || seed->second == std::to_string(o_.seed), "checkpoint ", path,
                 ": written with data seed ", seed->second, ", this run uses ", o_.seed);
-    return std::stoll(it->second);
+    // A corrupted or hand-edited value is the file's problem, named as such (not std::stoll's).
+    index_t step = -1;
+    const std::string& text = it->second;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), step);
+    HYENA_CHECK(ec == std::errc{} && end == text.data() + text.size() && step >= 0, "checkpoint ", path,
+                ": train.step '", text, "' is not a step count");
+    return step;
   }
 
   // Opens metrics.jsonl for appending. Lines of other runs in the same folder (earlier
