@@ -204,8 +204,8 @@ class trainer {
       } else {
         skip_or_stop(ctx, step + 1, loss, res);
       }
-      if (!o_.run_dir.empty() && (comm_.is_root() || sharded()) && ((o_.checkpoint_every > 0 && (step + 1) % o_.checkpoint_every == 0) || last))
-        save(step + 1);
+      const bool checkpoint = (o_.checkpoint_every > 0 && (step + 1) % o_.checkpoint_every == 0) || last;
+      if (checkpoint && !o_.run_dir.empty() && (comm_.is_root() || sharded())) save(step + 1);
     }
     res.steps_done = step;
     res.tokens = step * o_.tokens_per_step();
