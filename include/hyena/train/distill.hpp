@@ -325,7 +325,8 @@ class distiller {
 
   // Each student layer's fit to its teacher layer on `fit_batches` windows of `tokens` (a
   // fixed seed of their own; run() passes the validation tokens when given); written to metrics.jsonl ("stage 1 fit") and,
-  // with progress on, to the terminal.
+  // with progress on, to the terminal. Data parallel, every rank must call it (its normalisers are
+  // averaged over the ranks); rank 0 writes.
   std::vector<layer_fit> fit_report(context& ctx, io::token_span tokens, const std::string& when) {
     std::vector<layer_fit> out;
     if (o_.fit_batches <= 0) return out;
