@@ -7,6 +7,8 @@
 #include <hyena/io/llama2c_tokenizer.hpp>
 #include <hyena/io/safetensors.hpp>
 #include <hyena/models/config_json.hpp>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "bpe_test_data.hpp"
@@ -73,6 +75,20 @@ TEST_CASE("fuzz regression: a tokenizer.json id far beyond its token count is re
     "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}})";
   CHECK_THROWS_WITH_AS(io::hf_tokenizer_from_json(added, "big_added.json"), doctest::Contains("has id 900000000"),
                        hyena::error);
+}
+
+// fuzz_gpt2_tokenizer (out of memory, 1.4M executions into a 35-minute run): a 202-byte encoder.json
+// giving one token the id 77777261 made the loader allocate a 2.5 GB table of strings. The same
+// density rule as tokenizer.json's now applies.
+TEST_CASE("fuzz regression: an encoder.json id far beyond its token count is refused, not allocated") {
+  const auto dir = std::filesystem::temp_directory_path() / "hyena_fuzz_gpt2_big_id";
+  std::filesystem::create_directories(dir);
+  const std::string enc = (dir / "encoder.json").string(), bpe = (dir / "vocab.bpe").string();
+  std::ofstream(enc) << R"({"Ā": 0, "a": 1, "ab": 77777261})";
+  std::ofstream(bpe) << "#version: 0.2\n";
+  CHECK_THROWS_WITH_AS(io::load_gpt2_tokenizer(enc, bpe),
+                       doctest::Contains("id 77777261 is far beyond the 3 tokens the file defines"), hyena::error);
+  std::filesystem::remove_all(dir);
 }
 
 // fuzz_hf_tokenizer (UBSan): an added token with "id": 31844674407370955161502 (a float in JSON)

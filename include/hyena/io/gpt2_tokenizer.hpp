@@ -41,6 +41,11 @@ inline std::unique_ptr<bpe_tokenizer> load_gpt2_tokenizer(const std::string& enc
     ids.emplace(tok, id.get<std::int32_t>());
     max_id = std::max(max_id, id.get<std::int32_t>());
   }
+  // Ids are nearly dense, as in tokenizer.json (hf_tokenizer.hpp): none at or beyond twice the
+  // number of tokens plus 1024, so a small file cannot ask for a table of 2^31 strings.
+  const std::size_t limit = 2 * ids.size() + 1024;
+  HYENA_CHECK(max_id < 0 || std::size_t(max_id) < limit, "tokenizer ", encoder_json, ": id ", max_id,
+              " is far beyond the ", ids.size(), " tokens the file defines (ids must be below ", limit, ")");
   std::vector<std::string> vocab(std::size_t(max_id + 1));
   for (const auto& [tok, id] : ids) {
     HYENA_CHECK(vocab[std::size_t(id)].empty(), "tokenizer ", encoder_json, ": id ", id, " is used twice");
