@@ -86,6 +86,15 @@ void check_same_history(const train::train_result& a, const train::train_result&
   }
 }
 
+// A resumed run (steps 11-20) against the uninterrupted one: the same losses and final parameters.
+void check_continues(const train::train_result& rest, teacher_t& m, const train::train_result& whole_res,
+                     teacher_t& whole) {
+  REQUIRE(rest.history.size() == 10);
+  for (std::size_t i = 0; i < 10; ++i)
+    CHECK(rest.history[i].loss == doctest::Approx(whole_res.history[10 + i].loss).epsilon(1e-9));
+  CHECK(max_param_diff(m, whole) < 1e-9);
+}
+
 // A folder every rank agrees on (rank 0 makes it clean).
 std::string shared_dir(const std::string& name) {
   const auto p = fs::temp_directory_path() / ("hyena_test_mpi_" + name);
@@ -169,10 +178,7 @@ TEST_CASE("mpi: resuming a 2-rank run with 2 ranks and with 1 continues its loss
   o.run_dir = dir2;
   auto m2 = fresh<teacher_t>(tiny(), 50 + world->rank());
   auto rest2 = train::trainer<teacher_t>(m2, o).run(ctx, train_span());
-  REQUIRE(rest2.history.size() == 10);
-  for (std::size_t i = 0; i < 10; ++i)
-    CHECK(rest2.history[i].loss == doctest::Approx(whole_res.history[10 + i].loss).epsilon(1e-9));
-  CHECK(max_param_diff(m2, whole) < 1e-9);
+  check_continues(rest2, m2, whole_res, whole);
 
   // Steps 11-20 on 1 rank with batch 2B (rank 0 alone; the global batch is the same).
   if (world->is_root()) {
@@ -180,10 +186,7 @@ TEST_CASE("mpi: resuming a 2-rank run with 2 ranks and with 1 continues its loss
     o1.run_dir = dir1;
     auto m1 = fresh<teacher_t>(tiny(), 77);
     auto rest1 = train::trainer<teacher_t>(m1, o1).run(ctx, train_span());
-    REQUIRE(rest1.history.size() == 10);
-    for (std::size_t i = 0; i < 10; ++i)
-      CHECK(rest1.history[i].loss == doctest::Approx(whole_res.history[10 + i].loss).epsilon(1e-9));
-    CHECK(max_param_diff(m1, whole) < 1e-9);
+    check_continues(rest1, m1, whole_res, whole);
   }
   world->barrier();
 
@@ -236,19 +239,13 @@ TEST_CASE("mpi: a ZeRO-1 checkpoint holds the whole state: resumed with ZeRO-1 o
   o.run_dir = dir2;
   auto m2 = fresh<teacher_t>(tiny(), 60);
   auto rest2 = train::trainer<teacher_t>(m2, o).run(ctx, train_span());
-  REQUIRE(rest2.history.size() == 10);
-  for (std::size_t i = 0; i < 10; ++i)
-    CHECK(rest2.history[i].loss == doctest::Approx(whole_res.history[10 + i].loss).epsilon(1e-9));
-  CHECK(max_param_diff(m2, whole) < 1e-9);
+  check_continues(rest2, m2, whole_res, whole);
   if (world->is_root()) {
     auto o1 = options(nullptr, 2 * B);
     o1.run_dir = dir1;
     auto m1 = fresh<teacher_t>(tiny(), 61);
     auto rest1 = train::trainer<teacher_t>(m1, o1).run(ctx, train_span());
-    REQUIRE(rest1.history.size() == 10);
-    for (std::size_t i = 0; i < 10; ++i)
-      CHECK(rest1.history[i].loss == doctest::Approx(whole_res.history[10 + i].loss).epsilon(1e-9));
-    CHECK(max_param_diff(m1, whole) < 1e-9);
+    check_continues(rest1, m1, whole_res, whole);
     fs::remove_all(dir2);
     fs::remove_all(dir1);
   }
