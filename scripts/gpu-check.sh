@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # gpu-check.sh: build and run the CUDA backend's tests on a machine with a GPU.
 #
-#   scripts/gpu-check.sh            configure (HYENA_WITH_CUDA=ON), build tests/cuda, run the
-#                                   test program, then run it under compute-sanitizer memcheck
+#   scripts/gpu-check.sh            configure (HYENA_WITH_CUDA=ON), build tests/cuda, run the op
+#                                   tests and the training/distillation test against cpu_ref, then
+#                                   the op tests under compute-sanitizer memcheck and racecheck
 #   scripts/gpu-check.sh bundle     (on a machine that has the header-only deps installed)
 #                                   copy Eigen, xsimd and doctest into .gpu-deps/ so that a
 #                                   bare GPU machine, which cannot install packages, finds them
@@ -51,9 +52,10 @@ if ! cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHYENA_WITH_CUDA=ON -DCM
   exit 1
 fi
 
-echo "== build test_cuda_ops"
+programs=(test_cuda_ops test_cuda_train)
+echo "== build ${programs[*]}"
 start=$(date +%s)
-if ! cmake --build "$build" --target test_cuda_ops -j"$(nproc)" >"$logs/build.txt" 2>&1; then
+if ! cmake --build "$build" --target "${programs[@]}" -j"$(nproc)" >"$logs/build.txt" 2>&1; then
   tail -60 "$logs/build.txt"
   echo "build failed"
   exit 1
@@ -61,30 +63,34 @@ fi
 echo "built in $(( $(date +%s) - start )) s"
 
 status=0
-echo "== run"
-if "$build/tests/cuda/test_cuda_ops" >"$logs/test.txt" 2>&1; then
-  tail -5 "$logs/test.txt"
-else
-  status=1
-  tail -120 "$logs/test.txt"
-  echo "test_cuda_ops FAILED"
-fi
+for p in "${programs[@]}"; do
+  echo "== run $p"
+  if "$build/tests/cuda/$p" >"$logs/$p.txt" 2>&1; then
+    tail -5 "$logs/$p.txt"
+  else
+    status=1
+    tail -120 "$logs/$p.txt"
+    echo "$p FAILED"
+  fi
+done
 
-echo "== compute-sanitizer memcheck"
 san=$(command -v compute-sanitizer || true)
 for c in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
   [[ -z "$san" && -x "$c" ]] && san="$c"
 done
-if [[ -z "$san" ]]; then
-  echo "compute-sanitizer not found: memcheck skipped" | tee "$logs/memcheck.txt"
-else
-  if "$san" --tool memcheck --error-exitcode 3 "$build/tests/cuda/test_cuda_ops" >"$logs/memcheck.txt" 2>&1; then
-    tail -5 "$logs/memcheck.txt"
+# The op tests under memcheck (out-of-bounds, misaligned, leaks) and racecheck (shared memory
+# hazards); the training test is too slow under the sanitizer for one short device session.
+for tool in memcheck racecheck; do
+  echo "== compute-sanitizer $tool (test_cuda_ops)"
+  if [[ -z "$san" ]]; then
+    echo "compute-sanitizer not found: $tool skipped" | tee "$logs/$tool.txt"
+  elif "$san" --tool "$tool" --error-exitcode 3 "$build/tests/cuda/test_cuda_ops" >"$logs/$tool.txt" 2>&1; then
+    tail -5 "$logs/$tool.txt"
   else
     status=1
-    tail -80 "$logs/memcheck.txt"
-    echo "memcheck reported errors (or the tests failed under it)"
+    tail -80 "$logs/$tool.txt"
+    echo "$tool reported errors (or the tests failed under it)"
   fi
-fi
+done
 echo "logs in $logs"
 exit $status

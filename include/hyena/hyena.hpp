@@ -3,6 +3,7 @@
 // backend/cuda/cuda.hpp, is included separately by code compiled with nvcc.)
 #pragma once
 #include "backend/backend.hpp"
+#include "backend/cpu/cpu.hpp"
 #include "config.hpp"
 #include "io/byte_tokenizer.hpp"
 #include "io/hf_checkpoint.hpp"

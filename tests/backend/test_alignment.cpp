@@ -1,6 +1,7 @@
 // The distillation ops of backend/*/alignment.hpp: attention matrices rebuilt from a forward,
 // lag sums, and the Hyena-vs-attention mixing-matrix alignment with its gradients.
 #include <hyena/backend/backend.hpp>
+#include <hyena/backend/cpu/cpu.hpp>
 
 #include <cmath>
 #include <limits>

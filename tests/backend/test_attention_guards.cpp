@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <hyena/backend/backend.hpp>
+#include <hyena/backend/cpu/cpu.hpp>
 #include <hyena/backend/cpu/fused_attention.hpp>
 #include <hyena/tensor/random.hpp>
 #include <limits>

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <hyena/backend/backend.hpp>
+#include <hyena/backend/cpu/cpu.hpp>
 #include <hyena/tensor/random.hpp>
 
 using namespace hyena;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../nn/hyena_modal_form.hpp"
+#include "../tensor/transfer.hpp"
 #include "causal_lm.hpp"
 
 namespace hyena::models {
@@ -58,8 +59,8 @@ class decoder {
           const auto& mr = modal->residues[std::size_t(l)];
           HYENA_CHECK(mp.numel() == s.poles.numel() && mr.numel() == s.residues.numel(), "decoder: the modal form of ",
                       "layer ", l, " has ", mp.numel(), " pole values, the model needs ", s.poles.numel());
-          B::copy(ctx, s.poles.numel(), mp.data(), s.poles.data);
-          B::copy(ctx, s.residues.numel(), mr.data(), s.residues.data);
+          copy_from_host(s.poles, mp.data());  // the modal form is a host tensor
+          copy_from_host(s.residues, mr.data());
         } else {
           HYENA_FAIL("decoder: a modal form needs a Hyena model");
         }
@@ -67,7 +68,7 @@ class decoder {
       mixer::decode_setup(ctx, block::mixer_config(c), m.parameters().blocks[std::size_t(l)].mix, s);
     }
     step_arena_.bind(step_, c, rows, index_t(1));
-    ids_ = tensor<std::int32_t>(shape{rows, 1});
+    ids_ = staged_ids(shape{rows, 1});
   }
 
   index_t rows() const { return rows_; }
@@ -117,10 +118,11 @@ class decoder {
                   " tokens)");
       HYENA_CHECK(tokens[std::size_t(r)] >= 0 && tokens[std::size_t(r)] < c.vocab, "decoder: token ",
                   tokens[std::size_t(r)], " outside [0, ", c.vocab, ")");
-      ids_.data()[r] = tokens[std::size_t(r)];
+      ids_.host.data()[r] = tokens[std::size_t(r)];
     }
+    ids_.upload();
     const auto& p = m_.parameters();
-    Model::embed::forward(ctx, Model::embed_config(c), p.embedding, step_.emb, ids_.v(), step_.x);
+    Model::embed::forward(ctx, Model::embed_config(c), p.embedding, step_.emb, ids_.in_memory(), step_.x);
     tview in = step_.x, out = step_.y;
     for (index_t l = 0; l < c.layers; ++l) {
       const auto& bp = p.blocks[std::size_t(l)];
@@ -197,7 +199,16 @@ class decoder {
   pass step_, prompt_;
   arena<T, typename B::memory> state_arena_, step_arena_, prompt_arena_;
   index_t prompt_len_ = -1;
-  tensor<std::int32_t> ids_;
+  // One step's token ids: written on the host, then copied where the model's tensors live.
+  struct staged_ids {
+    tensor<std::int32_t> host;
+    tensor<std::int32_t, typename B::memory> dev;
+    staged_ids() = default;
+    explicit staged_ids(const shape& s) : host(s), dev(s) {}
+    void upload() { copy_from_host(dev.v(), host.data()); }
+    view_of<B, const std::int32_t> in_memory() { return dev.v(); }
+  };
+  staged_ids ids_;
 };
 
 }  // namespace hyena::models

@@ -11,6 +11,7 @@
 
 #include "../nn/concepts.hpp"
 #include "../nn/hyena.hpp"
+#include "../tensor/transfer.hpp"
 #include "causal_lm.hpp"
 
 namespace hyena::models {
@@ -39,23 +40,30 @@ using hyena_student = with_mixer<Teacher, nn::hyena_operator>;
 inline bool is_mixer_parameter(const std::string& name) { return name.find(".mixer.") != std::string::npos; }
 
 // Copies every parameter of `from` whose name exists in `to` with the same shape, except the
-// mixers. Returns the number of tensors copied. Both models must live in host memory.
+// mixers. Returns the number of tensors copied. The models may live in different memories and
+// differ in scalar type (the values then pass through the host).
 template <class From, class To>
 index_t copy_shared_weights(From& from, To& to) {
-  struct entry {
-    shape s;
-    typename From::scalar* data;
-  };
-  std::map<std::string, entry> source;
-  from.for_each_parameter([&](const std::string& n, auto& p, auto&) { source[n] = {p.shape, p.data}; });
+  using FT = typename From::scalar;
+  using TT = typename To::scalar;
+  using FM = typename From::backend::memory;
+  using TM = typename To::backend::memory;
+  std::map<std::string, view<FT, FM>> source;
+  from.for_each_parameter([&](const std::string& n, auto& p, auto&) { source[n] = p; });
   index_t copied = 0;
   to.for_each_parameter([&](const std::string& n, auto& p, auto&) {
     if (is_mixer_parameter(n)) return;
     auto it = source.find(n);
     HYENA_CHECK(it != source.end(), "copy_shared_weights: the teacher has no parameter ", n);
-    HYENA_CHECK(it->second.s == p.shape, "copy_shared_weights: ", n, " is ", it->second.s, " in the teacher but ",
-                p.shape, " in the student");
-    for (index_t i = 0; i < p.numel(); ++i) p.data[i] = static_cast<typename To::scalar>(it->second.data[i]);
+    HYENA_CHECK(it->second.shape == p.shape, "copy_shared_weights: ", n, " is ", it->second.shape,
+                " in the teacher but ", p.shape, " in the student");
+    if constexpr (std::is_same_v<FT, TT> && std::is_same_v<FM, TM>) {
+      FM::copy(p.data, it->second.data, sizeof(FT) * std::size_t(p.numel()));
+    } else {
+      const std::vector<FT> values = to_host_vector(it->second);
+      const std::vector<TT> converted(values.begin(), values.end());
+      copy_from_host(p, converted.data());
+    }
     ++copied;
   });
   return copied;

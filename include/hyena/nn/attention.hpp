@@ -11,6 +11,7 @@
 #pragma once
 #include <cmath>
 
+#include "decode_positions.hpp"
 #include "layer.hpp"
 #include "linear.hpp"
 #include "rotary.hpp"
@@ -168,7 +169,8 @@ struct attention {
       }
   }
 
-  // x (rows, 1, hidden): row r's token at position pos[r] -> y; its key and value join the cache.
+  // x (rows, 1, hidden): row r's token at position pos[r] (host memory) -> y; its key and value
+  // join the cache.
   static void decode_step(context& ctx, const config& c, const params& p, decode_state& s, ctview x, tview y,
                           const index_t* pos) {
     const index_t rows = x.size(0), D = c.head_dim(), Q = c.qkv_dim(), kv = c.kv_heads * D, H = c.heads * D;
@@ -178,14 +180,15 @@ struct attention {
                   " outside the cache's ", max_len);
     tview qkv(s.qkv.data, {rows, 1, Q}), att(s.att.data, {rows, 1, c.hidden});
     proj::forward(ctx, qkv_config(c), p.qkv, s.qkv_proj, x, qkv);
-    B::rotary_at(ctx, rows, c.heads + c.kv_heads, D, Q, c.rot_dims(), c.rotary_base, pos, qkv.data);
+    const index_t* op_pos = positions_for_ops<B>(ctx, pos, rows);  // pos itself on the host
+    B::rotary_at(ctx, rows, c.heads + c.kv_heads, D, Q, c.rot_dims(), c.rotary_base, op_pos, qkv.data);
     for (index_t r = 0; r < rows; ++r) {
       B::copy(ctx, kv, static_cast<const T*>(qkv.data + r * Q + H), s.k.data + (r * max_len + pos[r]) * kv);
       B::copy(ctx, kv, static_cast<const T*>(qkv.data + r * Q + H + kv), s.v.data + (r * max_len + pos[r]) * kv);
     }
     B::attention_decode(ctx, rows, c.heads, c.kv_heads, D, static_cast<T>(1.0 / std::sqrt(double(D))),
                         static_cast<const T*>(qkv.data), Q, static_cast<const T*>(s.k.data),
-                        static_cast<const T*>(s.v.data), max_len, pos, att.data, c.hidden);
+                        static_cast<const T*>(s.v.data), max_len, op_pos, att.data, c.hidden);
     proj::forward(ctx, out_config(c), p.out, s.out_proj, att, y);
   }
 

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "../backend/backend.hpp"
+#include "../backend/cpu/cpu.hpp"
 #include "../tensor/arena.hpp"
 #include "../tensor/random.hpp"
 #include "layer.hpp"

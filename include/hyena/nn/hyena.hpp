@@ -14,6 +14,7 @@
 // stored blocked, (N+1, batch, seq, D): every x_i and v is then a contiguous (batch, seq, D)
 // tensor the elementwise and convolution ops use in place, with no strided copies in or out.
 #pragma once
+#include "decode_positions.hpp"
 #include "implicit_filter.hpp"
 #include "linear.hpp"
 #include "mixer.hpp"
@@ -326,7 +327,7 @@ struct hyena_operator {
     }
   }
 
-  // x (rows, 1, D): row r's token at position pos[r] -> y (the forward's output there).
+  // x (rows, 1, D): row r's token at position pos[r] (host memory) -> y (the forward's output there).
   static void decode_step(context& ctx, const config& c, const params& p, decode_state& s, ctview x, tview y,
                           const index_t* pos) {
     const index_t rows = x.size(0), N = c.order, D = c.hidden, K = c.short_filter, W = (N + 1) * D;
@@ -338,8 +339,9 @@ struct hyena_operator {
     lin::forward(ctx, c.in_proj(), p.in_proj, s.in_proj, x, pr);
     for (index_t r = 0; r < rows; ++r)
       B::copy(ctx, W, static_cast<const T*>(pr.data + r * W), s.ring.data + (r * K + pos[r] % K) * W);
+    const index_t* op_pos = positions_for_ops<B>(ctx, pos, rows);  // pos itself on the host
     B::short_conv_step(ctx, rows, W, K, static_cast<const T*>(s.ring.data), p.short_filter.weight.data,
-                       p.short_filter.bias.data, pos, sr.data);
+                       p.short_filter.bias.data, op_pos, sr.data);
     // v <- the last block; for i = N-1 .. 1: w = x_i v, v = h_i * w + D_i w; gated = x_0 v.
     auto block_of = [&](index_t r, index_t j) { return static_cast<const T*>(sr.data + r * W + j * D); };
     for (index_t r = 0; r < rows; ++r) B::copy(ctx, D, block_of(r, N), s.v.data + r * D);
@@ -352,7 +354,7 @@ struct hyena_operator {
         for (index_t r = 0; r < rows; ++r)
           B::copy(ctx, D, static_cast<const T*>(s.w.data + r * D), hist + (r * max_len + pos[r]) * D);
         B::causal_conv_step(ctx, rows, D, static_cast<const T*>(hist), max_len,
-                            static_cast<const T*>(s.h.data + (i - 1) * D * max_len), max_len, pos, s.v.data);
+                            static_cast<const T*>(s.h.data + (i - 1) * D * max_len), max_len, op_pos, s.v.data);
       } else {
         const index_t m = s.modes;
         B::modal_step(ctx, rows, D, m, static_cast<const T*>(s.poles.data + (i - 1) * D * m * 2),

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "../tensor/transfer.hpp"
 #include "linear.hpp"
 
 namespace hyena::nn {
@@ -117,16 +118,20 @@ struct implicit_filter {
     }
     fill_value(p.freq, T(c.sin_freq));
     // z_n = [t_n, Re exp(-i f_k w_n), Im exp(-i f_k w_n)], f_k = linspace(1e-4, K-1, K).
-    const index_t K = c.bands();
+    // Built on the host, then copied to where the parameters live.
+    const index_t K = c.bands(), cols = p.pos.size(1);
+    std::vector<T> table(static_cast<std::size_t>(c.max_seq * cols));
     for (index_t n = 0; n < c.max_seq; ++n) {
       double w = 2 * std::numbers::pi * double(n) / double(c.max_seq);
-      p.pos(n, 0) = T(double(n) * c.t_step());
+      T* row = table.data() + n * cols;
+      row[0] = T(double(n) * c.t_step());
       for (index_t j = 0; j < K; ++j) {
         double f = K > 1 ? 1e-4 + (double(K - 1) - 1e-4) * double(j) / double(K - 1) : 1e-4;
-        p.pos(n, 1 + j) = T(std::cos(f * w));
-        p.pos(n, 1 + K + j) = T(-std::sin(f * w));
+        row[1 + j] = T(std::cos(f * w));
+        row[1 + K + j] = T(-std::sin(f * w));
       }
     }
+    copy_from_host(p.pos, table.data());
   }
 
   // h: (channels, seq) contiguous, seq <= max_seq.

@@ -27,6 +27,9 @@ struct host_memory {
   static void zero(void* dst, std::size_t bytes) {
     if (bytes) std::memset(dst, 0, bytes);
   }
+  // Transfers between this memory and the host's: plain copies here (a device memory's are not).
+  static void to_host(void* host_dst, const void* src, std::size_t bytes) { copy(host_dst, src, bytes); }
+  static void to_device(void* dst, const void* host_src, std::size_t bytes) { copy(dst, host_src, bytes); }
 };
 
 }  // namespace hyena

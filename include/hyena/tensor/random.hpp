@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <type_traits>
+#include <vector>
 
 #include "view.hpp"
 
@@ -21,18 +23,36 @@ class rng {
   std::mt19937_64 engine_;
 };
 
-// Host-memory fills.
-template <class T>
-void fill_normal(view<T> v, rng& r, double std = 1.0, double mean = 0.0) {
-  for (index_t i = 0; i < v.numel(); ++i) v.data[i] = static_cast<T>(r.normal(mean, std));
+namespace detail {
+// v[i] <- value(i) for every element of the contiguous view v: directly in host memory, else
+// into a host buffer uploaded once (the same values on every backend).
+template <class T, class M, class Fn>
+void fill_each(const view<T, M>& v, Fn&& value) {
+  HYENA_CHECK(v.contiguous(), "fill: the view is not contiguous");
+  const index_t n = v.numel();
+  if constexpr (std::is_same_v<M, host_memory>) {
+    for (index_t i = 0; i < n; ++i) v.data[i] = value(i);
+  } else {
+    std::vector<T> host(static_cast<std::size_t>(n));
+    for (index_t i = 0; i < n; ++i) host[std::size_t(i)] = value(i);
+    M::to_device(v.data, host.data(), sizeof(T) * std::size_t(n));
+  }
 }
-template <class T>
-void fill_uniform(view<T> v, rng& r, double lo, double hi) {
-  for (index_t i = 0; i < v.numel(); ++i) v.data[i] = static_cast<T>(r.uniform(lo, hi));
+}  // namespace detail
+
+// Initialisation fills, drawn on the host in element order (so a model initialises the same on
+// every backend).
+template <class T, class M>
+void fill_normal(view<T, M> v, rng& r, double std = 1.0, double mean = 0.0) {
+  detail::fill_each(v, [&](index_t) { return static_cast<T>(r.normal(mean, std)); });
 }
-template <class T>
-void fill_value(view<T> v, T value) {
-  for (index_t i = 0; i < v.numel(); ++i) v.data[i] = value;
+template <class T, class M>
+void fill_uniform(view<T, M> v, rng& r, double lo, double hi) {
+  detail::fill_each(v, [&](index_t) { return static_cast<T>(r.uniform(lo, hi)); });
+}
+template <class T, class M>
+void fill_value(view<T, M> v, T value) {
+  detail::fill_each(v, [&](index_t) { return value; });
 }
 
 }  // namespace hyena

@@ -59,6 +59,7 @@
 #endif
 
 #include "../backend/backend.hpp"
+#include "../backend/cpu/cpu.hpp"
 #include "../nn/concepts.hpp"
 #include "../tensor/arena.hpp"
 #include "../tensor/random.hpp"

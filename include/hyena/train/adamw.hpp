@@ -5,7 +5,8 @@
 //   p <- p * (1 - lr_g * wd)
 //   m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2
 //   p <- p - (lr_g / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-// Element math runs in double, so float parameters see one rounding per stored value.
+// Element math runs in double, so float parameters see one rounding per stored value; it is the
+// backend's fused `adamw_step` op (backend/optimizer.hpp), one call per step for the whole model.
 // m, v and the step counter live in one arena; `state_tensors()` names them for checkpoints
 // ("step", "m.<param>", "v.<param>"), and writing those views restores the optimizer exactly.
 //
@@ -17,6 +18,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <functional>
 #include <limits>
 #include <set>
@@ -24,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../backend/cpu/cpu.hpp"
 #include "param_entry.hpp"
 
 namespace hyena::train {
@@ -78,19 +81,24 @@ inline group_rule default_group_rule(const adamw_config& c) {
   };
 }
 
-template <class T>
+template <class T, class Memory = host_memory>
 struct named_view {
   std::string name;
-  view<T> v;
+  view<T, Memory> v;
 };
 
-template <class T>
+// T: the parameters' scalar type; B: the backend whose `adamw_step` updates them (the views are
+// host views today: cpu_ref and cpu).
+template <class T, class B = backend::cpu>
 class adamw {
  public:
   using config = adamw_config;
+  using context = typename B::context;
+  using memory = typename B::memory;
+  using entry_type = param_entry<T, memory>;
 
   // `rule` defaults to default_group_rule(c). The views must outlive the optimizer.
-  adamw(std::vector<param_entry<T>> entries, const config& c = {}, group_rule rule = {}) : cfg_(c) {
+  adamw(std::vector<entry_type> entries, const config& c = {}, group_rule rule = {}) : cfg_(c) {
     cfg_.validate();
     if (!rule) rule = default_group_rule(cfg_);
     std::set<std::string> seen;
@@ -131,48 +139,57 @@ class adamw {
   void copy_state_to(adamw& full) const { move_state(const_cast<adamw&>(*this), full, true); }
   void copy_state_from(const adamw& full) { move_state(*this, const_cast<adamw&>(full), false); }
 
-  // One update of every non-frozen tensor at learning rate `lr` (before group scaling).
-  void step(double lr) {
+  // One update of every non-frozen tensor at learning rate `lr` (before group scaling), with the
+  // gradients multiplied by `grad_scale` on the way in (the clip factor: the gradients themselves
+  // are left as they are). One backend op (`adamw_step`) does all the element work.
+  void step(context& ctx, double lr, double grad_scale = 1.0) {
     HYENA_CHECK(std::isfinite(lr) && lr >= 0, "adamw: learning rate must be finite and >= 0, got ", lr);
+    HYENA_CHECK(std::isfinite(grad_scale) && grad_scale > 0, "adamw: gradient scale must be finite and > 0, got ",
+                grad_scale);
     index_t t = step_count() + 1;
     HYENA_CHECK(t < (index_t(1) << std::min(std::numeric_limits<T>::digits, 62)), "adamw: step ", t,
                 " is not exactly representable in the state type");
-    const double b1 = cfg_.beta1, b2 = cfg_.beta2, eps = cfg_.eps;
-    const double bc1 = 1 - std::pow(b1, double(t)), bc2_sqrt = std::sqrt(1 - std::pow(b2, double(t)));
-    const index_t count = static_cast<index_t>(pieces_.size());
-#pragma omp parallel for schedule(dynamic) if (total_ >= (index_t(1) << 16))
-    for (index_t c = 0; c < count; ++c) {
-      const piece_of& pc = pieces_[c];
-      slot& s = slots_[pc.slot];
-      const double lr_g = lr * s.group.lr_scale;
-      const double decay = 1 - lr_g * s.group.weight_decay, step_size = lr_g / bc1;
-      T *p = s.param.data, *m = s.m.data - s.lo, *v = s.v.data - s.lo;  // m, v hold [lo, hi)
-      const T* g = s.grad.data;
-      for (index_t i = pc.begin; i < pc.end; ++i) {
-        const double gi = g[i];
-        const double mi = b1 * double(m[i]) + (1 - b1) * gi;
-        const double vi = b2 * double(v[i]) + (1 - b2) * gi * gi;
-        m[i] = T(mi);
-        v[i] = T(vi);
-        p[i] = T(double(p[i]) * decay - step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps));
-      }
+    backend::adamw_hyper h;
+    h.beta1 = cfg_.beta1;
+    h.beta2 = cfg_.beta2;
+    h.eps = cfg_.eps;
+    h.bias_correction1 = 1 - std::pow(cfg_.beta1, double(t));
+    h.bias_correction2_sqrt = std::sqrt(1 - std::pow(cfg_.beta2, double(t)));
+    h.grad_scale = grad_scale;
+    for (std::size_t k = 0; k < segments_.size(); ++k) {
+      const param_group& g = slots_[segment_slot_[k]].group;
+      segments_[k].lr = lr * g.lr_scale;
+      segments_[k].decay = 1 - segments_[k].lr * g.weight_decay;
     }
-    step_view_.data[0] = T(t);
+    B::adamw_step(ctx, segments_.data(), index_t(segments_.size()), h);
+    set_step_count(t);
+  }
+  // The same on a default context (host backends).
+  void step(double lr, double grad_scale = 1.0)
+    requires std::default_initializable<context>
+  {
+    context ctx;
+    step(ctx, lr, grad_scale);
   }
 
-  void set_step_count(index_t t) { step_view_.data[0] = T(t); }
+  void set_step_count(index_t t) {
+    const T v = T(t);
+    memory::to_device(step_view_.data, &v, sizeof(T));
+  }
   // Updates taken so far (read from the state, so restoring "step" restores it).
   index_t step_count() const {
-    double s = static_cast<double>(step_view_.data[0]);
+    T v;
+    memory::to_host(&v, step_view_.data, sizeof(T));  // the state may live on a device
+    double s = static_cast<double>(v);
     HYENA_CHECK(s >= 0 && s == std::floor(s), "adamw: corrupt step counter ", s);
     return static_cast<index_t>(s);
   }
 
   // "step" (shape (1)), then "m.<name>" and "v.<name>" for every non-frozen tensor.
-  std::vector<named_view<T>> state_tensors() {
-    std::vector<named_view<T>> out;
+  std::vector<named_view<T, memory>> state_tensors() {
+    std::vector<named_view<T, memory>> out;
     layout l{this};
-    for_each_tensor<T>(l, [&](const std::string& n, view<T>& v, const shape&) { out.push_back({n, v}); });
+    for_each_tensor<T, memory>(l, [&](const std::string& n, view<T, memory>& v, const shape&) { out.push_back({n, v}); });
     return out;
   }
 
@@ -183,33 +200,37 @@ class adamw {
   index_t size() const { return static_cast<index_t>(slots_.size()); }
   const std::string& name(index_t i) const { return slots_.at(i).name; }
   const param_group& group(index_t i) const { return slots_.at(i).group; }
-  param_entry<T> entry(index_t i) const { return {slots_.at(i).name, slots_.at(i).param, slots_.at(i).grad}; }
+  entry_type entry(index_t i) const { return {slots_.at(i).name, slots_.at(i).param, slots_.at(i).grad}; }
   std::size_t state_bytes() const { return arena_.bytes(); }
   // m, v and the step counter as one flat view (what a data-parallel start broadcasts).
-  view<T> state_arena() { return arena_.flat(); }
+  view<T, memory> state_arena() { return arena_.flat(); }
 
  private:
   struct slot {
     std::string name;
-    view<T> param, grad, m, v;
+    view<T, memory> param, grad, m, v;
     param_group group;
     index_t lo = 0, hi = 0;  // the elements this optimizer owns (all of them unless sharded)
   };
 
   // Sizes the state arena for the owned elements and lists the update's work: every owned
-  // range cut into pieces of at most `piece` values, so that one parallel loop spreads small
-  // tensors (biases, norms, filters) over the threads as well as large ones.
+  // range cut into segments of at most `piece` values, so that the backend spreads small
+  // tensors (biases, norms, filters) over its threads as well as large ones.
   void bind_state() {
     layout l{this};
     arena_.bind(l);
-    pieces_.clear();
-    total_ = 0;
+    segments_.clear();
+    segment_slot_.clear();
     constexpr index_t piece = index_t(1) << 14;
     for (std::size_t k = 0; k < slots_.size(); ++k) {
-      if (slots_[k].group.frozen) continue;
-      const index_t lo = slots_[k].lo, hi = slots_[k].hi;
-      for (index_t b = lo; b < hi; b += piece) pieces_.push_back({k, b, std::min(hi, b + piece)});
-      total_ += hi - lo;
+      slot& s = slots_[k];
+      if (s.group.frozen) continue;
+      for (index_t b = s.lo; b < s.hi; b += piece) {
+        const index_t e = std::min(s.hi, b + piece);
+        // m and v hold the owned elements [lo, hi) from their start
+        segments_.push_back({s.param.data + b, s.grad.data + b, s.m.data + (b - s.lo), s.v.data + (b - s.lo), e - b});
+        segment_slot_.push_back(k);
+      }
     }
   }
 
@@ -224,15 +245,15 @@ class adamw {
       if (a.group.frozen) continue;
       const index_t n = a.hi - a.lo;
       if (to_full) {
-        std::copy(a.m.data, a.m.data + n, f.m.data + a.lo);
-        std::copy(a.v.data, a.v.data + n, f.v.data + a.lo);
+        memory::copy(f.m.data + a.lo, a.m.data, sizeof(T) * std::size_t(n));
+        memory::copy(f.v.data + a.lo, a.v.data, sizeof(T) * std::size_t(n));
       } else {
-        std::copy(f.m.data + a.lo, f.m.data + a.hi, a.m.data);
-        std::copy(f.v.data + a.lo, f.v.data + a.hi, a.v.data);
+        memory::copy(a.m.data, f.m.data + a.lo, sizeof(T) * std::size_t(n));
+        memory::copy(a.v.data, f.v.data + a.lo, sizeof(T) * std::size_t(n));
       }
     }
-    if (to_full) full.step_view_.data[0] = part.step_view_.data[0];
-    else part.step_view_.data[0] = full.step_view_.data[0];
+    if (to_full) full.set_step_count(part.step_count());
+    else part.set_step_count(full.step_count());
   }
   // Describes the state arena in the usual visit form.
   struct layout {
@@ -252,15 +273,11 @@ class adamw {
 
   config cfg_;
   std::vector<slot> slots_;
-  struct piece_of {
-    std::size_t slot;
-    index_t begin, end;
-  };
-  std::vector<piece_of> pieces_;  // see the constructor
-  index_t total_ = 0;
+  std::vector<backend::adamw_segment<T>> segments_;  // the update's work (bind_state)
+  std::vector<std::size_t> segment_slot_;            // the slot each segment belongs to
   bool sharded_ = false;
-  arena<T> arena_;
-  view<T> step_view_;  // (1): the update count, stored as T so it checkpoints with m and v
+  arena<T, memory> arena_;
+  view<T, memory> step_view_;  // (1): the update count, stored as T so it checkpoints with m and v
 };
 
 }  // namespace hyena::train

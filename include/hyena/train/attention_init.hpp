@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "../tensor/transfer.hpp"
 #include "../models/causal_lm.hpp"
 #include "../nn/attention.hpp"
 #include "../nn/hyena.hpp"
@@ -76,21 +77,24 @@ lag_profile measure_lag_profile(Teacher& t, typename Teacher::context& ctx, io::
                                                            std::vector<double>(std::size_t(H * seq), 0.0))};
   t.reserve(batch, seq, models::mode::train);
   random_window_loader loader(tokens, batch, seq, seed);
-  token_batch b(batch, seq);
+  staged_batch<typename B::memory> staged(batch, seq);
   tensor<T, typename B::memory> probs(shape{batch, H, seq, seq});
+  tensor<double, typename B::memory> sums(shape{c.layers, H * seq});  // per layer, where the model lives
+  sums.zero();
   const auto ac = nn::attention_config::from(c);
   const T scale = static_cast<T>(1.0 / std::sqrt(double(ac.head_dim())));
   for (index_t i = 0; i < batches; ++i) {
-    loader.next(b);
-    t.forward_to(ctx, b.inputs.v(), c.layers);
+    loader.next(staged.host());
+    t.forward_to(ctx, staged.ready().inputs.v(), c.layers);
     for (index_t l = 0; l < c.layers; ++l) {
       const auto& k = t.acts().blocks[std::size_t(l)].mix;
       B::causal_attention_probs(ctx, batch, seq, H, c.kv_heads, ac.head_dim(), scale,
                                 static_cast<const T*>(k.qkv.data), ac.qkv_dim(), static_cast<const T*>(k.lse.data),
                                 probs.data());
-      B::attention_lag_sums(ctx, batch, H, seq, static_cast<const T*>(probs.data()), out.layers[std::size_t(l)].data());
+      B::attention_lag_sums(ctx, batch, H, seq, static_cast<const T*>(probs.data()), sums.data() + l * H * seq);
     }
   }
+  for (index_t l = 0; l < c.layers; ++l) copy_to_host(sums.v().slice(l, l + 1), out.layers[std::size_t(l)].data());
   for (auto& layer : out.layers)
     for (index_t h = 0; h < H; ++h)
       for (index_t k = 0; k < seq; ++k) layer[std::size_t(h * seq + k)] /= double(batches * batch * (seq - k));
@@ -110,31 +114,34 @@ double fit_implicit_filter(typename B::context& ctx, const nn::implicit_filter_c
   arena<T, typename B::memory> cache_arena;
   cache_arena.bind(k, fc, index_t(1), seq);
   tensor<T, typename B::memory> h(shape{fc.channels, seq}), dh(shape{fc.channels, seq});
+  std::vector<T> h_host, dh_host(static_cast<std::size_t>(h.numel()));
   adamw_config ac;
   ac.weight_decay = 0;
-  adamw<T> opt(param_entries<T>(p, g, fc), ac, [](const std::string&) { return param_group{}; });
+  adamw<T, B> opt(param_entries<T, typename B::memory>(p, g, fc), ac, [](const std::string&) { return param_group{}; });
   double norm = 0;
   for (double v : target) norm += v * v;
   norm = std::max(norm, 1e-30);
   double err = 0;
   for (index_t step = 0; step <= steps; ++step) {
     filt::forward(ctx, fc, p, k, seq, h.v());
+    h_host = to_host_vector(h.v());  // the loss is computed on the host: the filter is small
     err = 0;
-    for (index_t i = 0; i < h.numel(); ++i) {
-      const double d = double(h.data()[i]) - target[std::size_t(i)];
+    for (std::size_t i = 0; i < h_host.size(); ++i) {
+      const double d = double(h_host[i]) - target[i];
       err += d * d;
-      dh.data()[i] = static_cast<T>(2 * d / norm);
+      dh_host[i] = static_cast<T>(2 * d / norm);
     }
     if (step == steps) break;
+    copy_from_host(dh.v(), dh_host.data());
     for_each_tensor<T, typename B::memory>(g, [&](const std::string&, view_of<B, T>& v, const shape&) {
       B::fill(ctx, v.numel(), T(0), v.data);
     }, fc);
     filt::backward(ctx, fc, p, k, dh.v(), g);
     // Cosine decay to a tenth, so the fit settles.
     const double rate = lr * (0.55 + 0.45 * std::cos(3.141592653589793 * double(step) / double(steps)));
-    opt.step(rate);
+    opt.step(ctx, rate);
   }
-  h_out.assign(h.data(), h.data() + h.numel());
+  h_out.assign(h_host.begin(), h_host.end());
   return err / norm;
 }
 
@@ -166,7 +173,11 @@ std::vector<double> init_student_from_attention(typename Student::context& ctx, 
     auto& a = teacher.block_parameters(tl).mix;
     auto& p = student.block_parameters(l).mix;
     auto& g = student.block_gradients(l).mix;
-    // in_proj: gates, then v.
+    // in_proj: gates, then v. Weight rows are copied by the backend; the biases are assembled on
+    // the host (the teacher's qkv bias read back) and copied once.
+    const std::vector<T> qkv_bias = a.qkv.bias.empty() ? std::vector<T>() : to_host_vector(a.qkv.bias);
+    std::vector<T> in_bias(static_cast<std::size_t>(p.in_proj.bias.numel()));
+    auto bias_of = [&](index_t src) { return qkv_bias.empty() ? T(0) : qkv_bias[std::size_t(src)]; };
     for (index_t j = 0; j < N; ++j)
       for (index_t c = 0; c < D; ++c) {
         T* row = p.in_proj.weight.data + (j * D + c) * D;
@@ -176,24 +187,26 @@ std::vector<double> init_student_from_attention(typename Student::context& ctx, 
         if (o.gates == gate_init::qk && j == 1) src = (H + head / (H / KV)) * Dh + i;
         if (src < 0) {
           B::fill(ctx, D, T(0), row);
-          p.in_proj.bias.data[j * D + c] = T(1);
+          in_bias[std::size_t(j * D + c)] = T(1);
         } else {
           B::copy(ctx, D, static_cast<const T*>(a.qkv.weight.data + src * D), row);
-          p.in_proj.bias.data[j * D + c] = a.qkv.bias.empty() ? T(0) : a.qkv.bias.data[src];
+          in_bias[std::size_t(j * D + c)] = bias_of(src);
         }
       }
     for (index_t c = 0; c < D; ++c) {
       const index_t src = (H + KV + (c / Dh) / (H / KV)) * Dh + c % Dh;
       B::copy(ctx, D, static_cast<const T*>(a.qkv.weight.data + src * D), p.in_proj.weight.data + (N * D + c) * D);
-      p.in_proj.bias.data[N * D + c] = a.qkv.bias.empty() ? T(0) : a.qkv.bias.data[src];
+      in_bias[std::size_t(N * D + c)] = bias_of(src);
     }
+    copy_from_host(p.in_proj.bias, in_bias.data());
     B::copy(ctx, D * D, static_cast<const T*>(a.out.weight.data), p.out_proj.weight.data);
     if (a.out.bias.empty()) B::fill(ctx, D, T(0), p.out_proj.bias.data);
     else B::copy(ctx, D, static_cast<const T*>(a.out.bias.data), p.out_proj.bias.data);
     // The short conv passes every channel through unchanged.
     const index_t K = hc.short_filter, width = hc.width();
-    B::fill(ctx, width * K, T(0), p.short_filter.weight.data);
-    for (index_t c = 0; c < width; ++c) p.short_filter.weight.data[c * K + K - 1] = T(1);
+    std::vector<T> taps(static_cast<std::size_t>(width * K), T(0));
+    for (index_t c = 0; c < width; ++c) taps[std::size_t(c * K + K - 1)] = T(1);
+    copy_from_host(p.short_filter.weight, taps.data());
     B::fill(ctx, width, T(0), p.short_filter.bias.data);
     // Filters: h_1 the Toeplitz projection of the channel's head, h_2.. zero.
     const index_t channels = (N - 1) * D;
@@ -202,11 +215,13 @@ std::vector<double> init_student_from_attention(typename Student::context& ctx, 
       for (index_t k = 0; k < seq; ++k) target[std::size_t(c * seq + k)] = profile.at(tl, c / Dh, k);
     errors.push_back(fit_implicit_filter<B, T>(ctx, hc.filter(), p.filter, g.filter, target, seq, o.filter_fit_steps,
                                                o.filter_fit_lr, h));
+    std::vector<T> skip(static_cast<std::size_t>(p.bias.numel()));
     for (index_t i = 0; i < N - 1; ++i)
       for (index_t c = 0; c < D; ++c) {
         const std::size_t at = std::size_t((i * D + c) * seq);
-        p.bias.data[i * D + c] = static_cast<T>((i == 0 ? target[at] : 1.0) - h[at]);
+        skip[std::size_t(i * D + c)] = static_cast<T>((i == 0 ? target[at] : 1.0) - h[at]);
       }
+    copy_from_host(p.bias, skip.data());
     bar.update(l + 1, errors.back());
   }
   student.zero_grad();

@@ -5,6 +5,7 @@
 // string the caller adds (training step, data position, ...). Files are written
 // atomically: a crash leaves the previous checkpoint intact.
 #pragma once
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -20,15 +21,48 @@ namespace hyena::train {
 using metadata = std::map<std::string, std::string>;
 
 template <class Model>
-void save_checkpoint(const std::string& path, Model& model, adamw<typename Model::scalar>* optimizer = nullptr,
+using optimizer_of = adamw<typename Model::scalar, typename Model::backend>;
+
+namespace detail {
+// A host view of `v`: itself in host memory, else a copy kept in `keep` (a deque: its elements
+// stay put) until the file is written.
+template <class T, class M>
+view<T> host_view(const view<T, M>& v, std::deque<tensor<T>>& keep) {
+  if constexpr (std::is_same_v<M, host_memory>) {
+    return v;
+  } else {
+    HYENA_CHECK(v.contiguous(), "checkpoint: a device tensor to save is not contiguous");
+    keep.emplace_back(v.shape);
+    M::to_host(keep.back().data(), v.data, sizeof(T) * std::size_t(v.numel()));
+    return keep.back().v();
+  }
+}
+// Reads tensor `name` of `f` into `dst`, through a host copy when dst is not in host memory.
+template <class T, class M>
+void read_into(const io::safetensors_file& f, const std::string& name, const view<T, M>& dst) {
+  if constexpr (std::is_same_v<M, host_memory>) {
+    f.read(name, dst);
+  } else {
+    HYENA_CHECK(dst.contiguous(), "checkpoint: a device tensor to load is not contiguous");
+    tensor<T> staging(dst.shape);
+    f.read(name, staging.v());
+    M::to_device(dst.data, staging.data(), sizeof(T) * std::size_t(dst.numel()));
+  }
+}
+}  // namespace detail
+
+template <class Model>
+void save_checkpoint(const std::string& path, Model& model, optimizer_of<Model>* optimizer = nullptr,
                      const metadata& extra = {}, const std::string& arch = {},
                      const nn::hyena_modal_form<typename Model::scalar>* modal = nullptr) {
   io::safetensors_writer w;
+  std::deque<tensor<typename Model::scalar>> staged;  // host copies of a device model's tensors
   // Stored in the model's own precision, so a resumed run continues exactly.
   constexpr io::dtype as = std::is_same_v<typename Model::scalar, double> ? io::dtype::F64 : io::dtype::F32;
-  model.for_each_parameter([&](const std::string& name, auto& p, auto&) { w.add("model." + name, p, as); });
+  model.for_each_parameter(
+      [&](const std::string& name, auto& p, auto&) { w.add("model." + name, detail::host_view(p, staged), as); });
   if (optimizer)
-    for (auto& s : optimizer->state_tensors()) w.add("optim." + s.name, s.v, as);
+    for (auto& s : optimizer->state_tensors()) w.add("optim." + s.name, detail::host_view(s.v, staged), as);
   if (modal) {  // the recurrent form of a Hyena model's filters: "modal.<layer>.poles" / ".residues"
     for (std::size_t l = 0; l < modal->poles.size(); ++l) {
       w.add("modal." + std::to_string(l) + ".poles", modal->poles[l].v());
@@ -95,16 +129,16 @@ std::optional<nn::hyena_modal_form<T>> load_modal_form(const std::string& path, 
 // Reads every parameter of `model` (and the optimizer state, when given) from `path`.
 // Every tensor must be present with the model's shape. Returns the metadata.
 template <class Model>
-metadata load_checkpoint(const std::string& path, Model& model, adamw<typename Model::scalar>* optimizer = nullptr) {
+metadata load_checkpoint(const std::string& path, Model& model, optimizer_of<Model>* optimizer = nullptr) {
   auto f = io::safetensors_file::open(path);
   model.for_each_parameter([&](const std::string& name, auto& p, auto&) {
     HYENA_CHECK(f.has("model." + name), "checkpoint ", path, ": missing tensor model.", name);
-    f.read("model." + name, p);
+    detail::read_into(f, "model." + name, p);
   });
   if (optimizer)
     for (auto& s : optimizer->state_tensors()) {
       HYENA_CHECK(f.has("optim." + s.name), "checkpoint ", path, ": missing optimizer state optim.", s.name);
-      f.read("optim." + s.name, s.v);
+      detail::read_into(f, "optim." + s.name, s.v);
     }
   return f.metadata();
 }

@@ -16,6 +16,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "../io/token_span.hpp"
 #include "../tensor/tensor.hpp"
@@ -24,10 +25,46 @@ namespace hyena::train {
 
 inline constexpr std::int32_t ignore_target = -1;
 
-// Owned (batch, seq) int32 inputs and targets, for callers that do not bring their own.
-struct token_batch {
-  tensor<std::int32_t> inputs, targets;
-  token_batch(index_t batch, index_t seq) : inputs(shape{batch, seq}), targets(shape{batch, seq}) {}
+// Owned (batch, seq) int32 inputs and targets in `Memory`, for callers that do not bring their own.
+// The loaders fill host batches; a device batch is filled by copying a host one (upload_batch).
+template <class Memory = host_memory>
+struct basic_token_batch {
+  tensor<std::int32_t, Memory> inputs, targets;
+  basic_token_batch(index_t batch, index_t seq) : inputs(shape{batch, seq}), targets(shape{batch, seq}) {}
+};
+using token_batch = basic_token_batch<host_memory>;
+
+// Copies a host batch into a batch of the same shape in Memory (a device's), both tensors.
+template <class Memory>
+void upload_batch(const token_batch& host, basic_token_batch<Memory>& dst) {
+  HYENA_CHECK(host.inputs.shape() == dst.inputs.shape() && host.targets.shape() == dst.targets.shape(),
+              "upload_batch: the batches' shapes differ");
+  Memory::to_device(dst.inputs.data(), host.inputs.data(), sizeof(std::int32_t) * std::size_t(host.inputs.numel()));
+  Memory::to_device(dst.targets.data(), host.targets.data(), sizeof(std::int32_t) * std::size_t(host.targets.numel()));
+}
+
+// The batch a loader fills for a model whose tensors live in Memory: the model's own batch when
+// that is host memory, else a host staging batch that `ready()` uploads. So the training and
+// evaluation loops read the same way on every backend.
+template <class Memory>
+class staged_batch {
+ public:
+  staged_batch(index_t batch, index_t seq) : host_(batch, seq), dev_(on_host ? 0 : batch, on_host ? 0 : seq) {}
+  token_batch& host() { return host_; }  // what the loader fills
+  // The batch in Memory, current after the last fill of host().
+  basic_token_batch<Memory>& ready() {
+    if constexpr (on_host) {
+      return host_;
+    } else {
+      upload_batch(host_, dev_);
+      return dev_;
+    }
+  }
+
+ private:
+  static constexpr bool on_host = std::is_same_v<Memory, host_memory>;
+  token_batch host_;
+  basic_token_batch<Memory> dev_;  // empty for host memory
 };
 
 namespace detail {

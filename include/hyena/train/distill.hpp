@@ -170,7 +170,8 @@ class distiller {
   static constexpr bool hyena_student = is_hyena_mixer<typename sblock::mixer>;
 
   distiller(Teacher& teacher, Student& student, distill_options o) : t_(teacher), s_(student), o_(std::move(o)) {
-    const auto &tc = t_.config(), &sc = s_.config();
+    const auto& tc = t_.config();
+    const auto& sc = s_.config();
     HYENA_CHECK(tc.hidden == sc.hidden && tc.vocab == sc.vocab, "distiller: teacher and student must share hidden (",
                 tc.hidden, " vs ", sc.hidden, ") and vocab (", tc.vocab, " vs ", sc.vocab, ")");
     if (!comm().is_root()) o_.train.progress = false;  // rank 0 alone speaks
@@ -336,10 +337,10 @@ class distiller {
       layer_fit f{l, o_.layer_map[std::size_t(l)]};
       double op = 0, outp = 0;
       random_window_loader loader(tokens, batch, seq, o_.train.seed + 4242);
-      token_batch b(batch, seq);
+      staged_batch<typename B::memory> staged(batch, seq);
       for (index_t i = 0; i < o_.fit_batches; ++i) {
-        loader.next(b);
-        auto x = t_.forward_to(ctx, b.inputs.v(), f.teacher_layer);
+        loader.next(staged.host());
+        auto x = t_.forward_to(ctx, staged.ready().inputs.v(), f.teacher_layer);
         run_teacher_mixer(ctx, f.teacher_layer, x);
         run_student_mixer(ctx, l, x);
         outp += nn::mse_loss<B>(ctx, s_cache_.mixer_out, t_cache_.mixer_out) /
@@ -407,14 +408,14 @@ class distiller {
     trainer<Student> tr(s_, to, rule);
     typename trainer<Student>::step_fn fn;
     if (ph.operator_part) {
-      fn = [&, l, tl](context& c, token_batch& b, double scale) {
+      fn = [&, l, tl](context& c, auto& b, double scale) {
         auto x = t_.forward_to(c, b.inputs.v(), tl);
         run_teacher_mixer(c, tl, x);
         run_student_mixer(c, l, x);
         return operator_loss(c, l, &s_.block_gradients(l).mix, scale);
       };
     } else if (o_.stage1_target == transfer_target::mixer_output) {
-      fn = [&, l, tl](context& c, token_batch& b, double scale) {
+      fn = [&, l, tl](context& c, auto& b, double scale) {
         auto x = t_.forward_to(c, b.inputs.v(), tl);
         run_teacher_mixer(c, tl, x);
         run_student_mixer(c, l, x);
@@ -427,7 +428,7 @@ class distiller {
         return loss;
       };
     } else {
-      fn = [&, l, tl, lower_train](context& c, token_batch& b, double scale) {
+      fn = [&, l, tl, lower_train](context& c, auto& b, double scale) {
         auto t_out = t_.forward_to(c, b.inputs.v(), tl + 1);
         auto s_out = s_.forward_to(c, b.inputs.v(), l + 1);
         tview d = s_.d_hidden();
@@ -481,7 +482,7 @@ class distiller {
           B::axpy(ctx, g.numel(), T(o_.beta * grad_scale), d_hidden[std::size_t(layer)].data(), g.data);
       };
     }
-    auto res = tr.run(ctx, train_tokens, valid_tokens, [&](context& c, token_batch& b, double scale) {
+    auto res = tr.run(ctx, train_tokens, valid_tokens, [&](context& c, auto& b, double scale) {
       grad_scale = scale;
       auto t_logits = t_.forward(c, b.inputs.v(), o_.beta > 0 ? &capture : nullptr);
       auto s_logits = s_.forward(c, b.inputs.v());

@@ -39,13 +39,14 @@ eval_result evaluate(Model& model, typename Model::context& ctx, io::token_span 
   const index_t pb = model.batch(), ps = model.seq();
   model.reserve(o.batch, o.seq, models::mode::infer);
   sequential_loader loader(tokens, o.batch, o.seq);
-  token_batch b(o.batch, o.seq);
+  staged_batch<typename Model::backend::memory> staged(o.batch, o.seq);
   double sums[2] = {0, 0};  // negative log-likelihood, targets scored
   index_t counted = 0;      // targets a single process would have scored so far (the max_tokens rule)
   for (index_t k = 0;; ++k) {
-    auto f = loader.next(b);
+    auto f = loader.next(staged.host());
     if (f.windows == 0) break;
     if (k % comm.size() == comm.rank()) {
+      auto& b = staged.ready();
       auto logits = model.forward(ctx, b.inputs.v());
       sums[0] += nn::cross_entropy_loss<typename Model::backend>(ctx, logits, b.targets.v()) * double(f.targets);
       sums[1] += double(f.targets);

@@ -13,6 +13,7 @@
 // model over the window for every token (any mixer; the reference the others are tested
 // against).
 #pragma once
+#include <type_traits>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -23,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "../tensor/transfer.hpp"
 #include "../models/causal_lm.hpp"
 #include "../models/decoder.hpp"
 #include "../tensor/random.hpp"
@@ -142,18 +144,27 @@ std::vector<std::int32_t> generate(Model& model, typename Model::context& ctx, s
   rng r(s.seed);
   std::vector<std::int32_t> out = std::move(prompt);
   out.reserve(out.size() + static_cast<std::size_t>(max_new_tokens));
-  // Appends a token chosen from `logits`; false once generation is over.
+  using memory = typename Model::backend::memory;
+  constexpr bool on_host = std::is_same_v<memory, host_memory>;
+  std::vector<T> row(on_host ? 0 : static_cast<std::size_t>(vocab));  // a device's logits, read back
+  // Appends a token chosen from `logits` (a row of vocab values in the model's memory); false
+  // once generation is over.
   auto take = [&](const T* logits) {
+    if constexpr (!on_host) {
+      memory::to_host(row.data(), logits, sizeof(T) * std::size_t(vocab));
+      logits = row.data();
+    }
     const std::int32_t next = sample_token(logits, vocab, s, r);
     out.push_back(next);
     if (o.on_token) o.on_token(next);
     return !(o.stop_token && next == *o.stop_token);
   };
-  // The last (up to) n tokens as a (1, n) tensor.
+  // The last (up to) n tokens as a (1, n) tensor in the model's memory.
   auto window = [&](index_t n) {
     tensor<std::int32_t> w(shape{1, n});
     std::copy(out.end() - n, out.end(), w.data());
-    return w;
+    if constexpr (on_host) return w;
+    else return to_memory<memory>(w);
   };
   if (max_new_tokens == 0) return out;
   if (mode == decode_mode::recompute) {

@@ -10,22 +10,23 @@
 
 namespace hyena::train {
 
-template <class T>
+template <class T, class Memory = host_memory>
 struct param_entry {
   std::string name;  // dotted, as `visit` names it ("blocks.0.mixer.in_proj.weight")
-  view<T> param;
-  view<T> grad;
+  view<T, Memory> param;
+  view<T, Memory> grad;
 };
 
 // Pairs the tensors of `params` and `grads` (the same struct type, bound to two arenas)
 // by walking both with the same arguments.
-template <class T, class S, class... Args>
-std::vector<param_entry<T>> param_entries(S& params, S& grads, const Args&... args) {
-  std::vector<param_entry<T>> out;
-  for_each_tensor<T>(params, [&](const std::string& n, view<T>& v, const shape&) { out.push_back({n, v, {}}); },
-                     args...);
+// Memory: where the tensors live (the model backend's memory; host by default).
+template <class T, class Memory = host_memory, class S, class... Args>
+std::vector<param_entry<T, Memory>> param_entries(S& params, S& grads, const Args&... args) {
+  std::vector<param_entry<T, Memory>> out;
+  for_each_tensor<T, Memory>(
+      params, [&](const std::string& n, view<T, Memory>& v, const shape&) { out.push_back({n, v, {}}); }, args...);
   std::size_t i = 0;
-  for_each_tensor<T>(grads, [&](const std::string& n, view<T>& v, const shape&) {
+  for_each_tensor<T, Memory>(grads, [&](const std::string& n, view<T, Memory>& v, const shape&) {
     HYENA_CHECK(i < out.size() && out[i].name == n, "param_entries: grads layout differs from params at ", n);
     out[i++].grad = v;
   }, args...);

@@ -109,13 +109,15 @@ class trainer {
   using T = typename Model::scalar;
   using B = typename Model::backend;
   using context = typename Model::context;
+  using memory = typename B::memory;
+  using batch_type = basic_token_batch<memory>;  // a batch in the model's memory
   // One micro-batch: forward and backward (gradients accumulate, scaled by grad_scale);
   // returns the loss.
-  using step_fn = std::function<double(context&, token_batch&, double grad_scale)>;
+  using step_fn = std::function<double(context&, batch_type&, double grad_scale)>;
 
   trainer(Model& m, trainer_options o, group_rule rule = {})
       : model_(m), rule_(rule ? rule : default_group_rule(o.adam)),
-        opt_(param_entries<T>(m.parameters(), m.gradients(), m.config()), o.adam, rule_),
+        opt_(param_entries<T, memory>(m.parameters(), m.gradients(), m.config()), o.adam, rule_),
         o_(std::move(o)), comm_(o_.comm ? *o_.comm : dist::local()) {
     HYENA_CHECK(o_.batch > 0 && o_.seq > 0 && o_.steps > 0 && o_.grad_accum > 0,
                 "trainer: batch, seq, steps and grad_accum must be positive");
@@ -126,17 +128,18 @@ class trainer {
     if (o_.eval.seq == 0) o_.eval.seq = o_.seq;
     for (index_t i = 0; i < opt_.size(); ++i)
       if (!opt_.group(i).frozen) trained_.push_back(opt_.entry(i));
+    trained_grads_ = gradients_of(trained_);
     find_gradient_span();
     if (sharded()) shard_optimizer();
   }
 
-  adamw<T>& optimizer() { return opt_; }
+  adamw<T, B>& optimizer() { return opt_; }
   const trainer_options& options() const { return o_; }
   std::string checkpoint_path() const { return o_.run_dir.empty() ? "" : o_.run_dir + "/checkpoint.safetensors"; }
 
   // Cross-entropy on next-token targets: the default step function.
   step_fn language_model_step() {
-    return [this](context& ctx, token_batch& b, double scale) {
+    return [this](context& ctx, batch_type& b, double scale) {
       auto logits = model_.forward(ctx, b.inputs.v());
       double loss = nn::cross_entropy_loss<B>(ctx, logits, b.targets.v(), model_.dlogits());
       if (scale != 1.0) B::scale(ctx, model_.dlogits().numel(), T(scale), model_.dlogits().data);
@@ -161,7 +164,7 @@ class trainer {
     if (comm_.size() > 1) step = synchronise(step);
     random_window_loader loader(train_tokens, o_.batch, o_.seq, o_.seed, step * o_.grad_accum,
                                 index_t(comm_.rank()) * o_.batch);
-    token_batch b(o_.batch, o_.seq);
+    staged_batch<memory> staged(o_.batch, o_.seq);
     model_.reserve(o_.batch, o_.seq, models::mode::train);
     std::ofstream metrics = comm_.is_root() ? open_metrics(step) : std::ofstream{};
     progress_bar bar(o_.label, o_.steps, o_.tokens_per_step(), o_.progress && comm_.is_root());
@@ -174,19 +177,19 @@ class trainer {
       model_.zero_grad();
       double loss = 0;
       for (index_t a = 0; a < o_.grad_accum; ++a) {
-        loader.next(b);
+        loader.next(staged.host());
         try {
-          loss += fn(ctx, b, 1.0 / double(o_.grad_accum)) / double(o_.grad_accum);
+          loss += fn(ctx, staged.ready(), 1.0 / double(o_.grad_accum)) / double(o_.grad_accum);
         } catch (const nonfinite_error&) {
           loss = std::numeric_limits<double>::quiet_NaN();
         }
       }
       if (comm_.size() > 1) loss = average_gradients(ctx, loss, res);
-      const double norm = clip_grad_norm(trained_, o_.clip);
+      const double norm = global_grad_norm<T, B>(ctx, trained_grads_);
       const bool finite = std::isfinite(loss) && std::isfinite(norm);
       const bool last = step + 1 == o_.steps;
       if (finite) {
-        opt_.step(rate);
+        opt_.step(ctx, rate, clip_factor(norm, o_.clip));  // the clip folded into the update
         if (sharded()) comm_.all_gather(param_lo(), shard_counts_);  // every rank's updated piece
         train_record rec{step + 1, (step + 1) * o_.tokens_per_step(), loss, rate, norm};
         rec.seconds = bar.seconds();
@@ -216,8 +219,8 @@ class trainer {
   // Writes the model, optimizer and position to run_dir/checkpoint.safetensors (rank 0; with
   // zero1 every rank must call it, to gather the optimizer state).
   void save(index_t step) {
-    adamw<T>* opt = &opt_;
-    std::unique_ptr<adamw<T>> full;
+    adamw<T, B>* opt = &opt_;
+    std::unique_ptr<adamw<T, B>> full;
     if (sharded()) {  // the whole state: each rank's piece, summed into zeros elsewhere
       full = unsharded_optimizer();
       opt_.copy_state_to(*full);
@@ -262,8 +265,8 @@ class trainer {
   }
 
   // An optimizer over the same tensors holding all of the state (checkpoints of a zero1 run).
-  std::unique_ptr<adamw<T>> unsharded_optimizer() {
-    return std::make_unique<adamw<T>>(param_entries<T>(model_.parameters(), model_.gradients(), model_.config()),
+  std::unique_ptr<adamw<T, B>> unsharded_optimizer() {
+    return std::make_unique<adamw<T, B>>(param_entries<T, memory>(model_.parameters(), model_.gradients(), model_.config()),
                                       o_.adam, rule_);
   }
 
@@ -316,7 +319,7 @@ class trainer {
                  (long long)step, culprit.c_str(), (long long)res.steps_skipped, (long long)o_.skip_nonfinite);
   }
 
-  index_t resume_if_possible(adamw<T>* opt) {
+  index_t resume_if_possible(adamw<T, B>* opt) {
     const std::string path = checkpoint_path();
     if (path.empty() || !o_.resume || !std::filesystem::exists(path)) return 0;
     const std::string label = checkpoint_label(o_.run_dir);
@@ -383,10 +386,11 @@ class trainer {
 
   Model& model_;
   group_rule rule_;
-  adamw<T> opt_;
+  adamw<T, B> opt_;
   trainer_options o_;
   dist::communicator& comm_;
-  std::vector<param_entry<T>> trained_;  // the tensors the optimizer updates (clipping sees only these)
+  std::vector<param_entry<T, memory>> trained_;  // the tensors the optimizer updates (clipping sees only these)
+  std::vector<view<T, memory>> trained_grads_;   // their gradients
   T *grad_lo_ = nullptr, *grad_hi_ = nullptr;  // see find_gradient_span
   std::vector<std::size_t> shard_counts_;      // zero1: each rank's piece of the trained span
 };

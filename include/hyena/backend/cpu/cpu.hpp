@@ -14,6 +14,7 @@
 #include "gemm.hpp"
 #include "loss.hpp"
 #include "norm.hpp"
+#include "optimizer.hpp"
 
 namespace hyena::backend {
 
@@ -26,10 +27,12 @@ struct cpu : cpu_gemm_ops<
                                      cpu_filter_ops<
                                          cpu_loss_ops<
                                              cpu_alignment_ops<
-                                                 cpu_decode_ops<cpu_ref>>>>>>>>>>> {
+                                                 cpu_decode_ops<cpu_optimizer_ops<cpu_ref>>>>>>>>>>>> {
   using context = host_context;
   using memory = host_memory;
   static constexpr const char* name = "cpu";
 };
+
+static_assert(Backend<cpu>);
 
 }  // namespace hyena::backend

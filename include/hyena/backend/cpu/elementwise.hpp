@@ -88,6 +88,15 @@ inline double simd_sum(index_t n, F&& f) {
 
 template <class Base>
 struct cpu_elementwise_ops : Base {
+  // In double over the threads (a fixed static split: the same sum for the same thread count).
+  template <class T>
+  static double sum_squares(host_context& ctx, index_t n, const T* x) {
+    double s = 0;
+    const int threads = n >= (index_t(1) << 16) ? ctx.threads() : 1;
+#pragma omp parallel for reduction(+ : s) schedule(static) num_threads(threads) if (threads > 1)
+    for (index_t i = 0; i < n; ++i) s += double(x[i]) * double(x[i]);
+    return s;
+  }
   template <class T>
   static void add(host_context& ctx, index_t n, const T* a, const T* b, T* y) {
     simd_binary(ctx, n, a, b, y, [](auto x, auto z) { return x + z; });

@@ -2,6 +2,7 @@
 // right; every faster backend is tested against it.
 #pragma once
 #include "../../tensor/memory.hpp"
+#include "../backend.hpp"  // the contract (concept.hpp) and view_of
 #include "../context.hpp"
 #include "alignment.hpp"
 #include "attention.hpp"
@@ -13,6 +14,7 @@
 #include "gemm.hpp"
 #include "loss.hpp"
 #include "norm.hpp"
+#include "optimizer.hpp"
 
 namespace hyena::backend {
 
@@ -25,10 +27,13 @@ struct cpu_ref : ref_gemm_ops,
                  ref_filter_ops,
                  ref_loss_ops,
                  ref_alignment_ops,
-                 ref_decode_ops {
+                 ref_decode_ops,
+                 ref_optimizer_ops {
   using context = host_context;
   using memory = host_memory;
   static constexpr const char* name = "cpu_ref";
 };
+
+static_assert(Backend<cpu_ref>);
 
 }  // namespace hyena::backend

@@ -9,12 +9,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "../concept.hpp"  // ignore_target
 #include "../context.hpp"
 
 namespace hyena::backend {
-
-// The target value that marks a row as padding: no loss, no gradient.
-inline constexpr std::int32_t ignore_target = -1;
 
 struct ref_loss_ops {
   // Throws unless every target is in [0, vocab) or ignore_target; returns how many rows count.

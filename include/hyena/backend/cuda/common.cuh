@@ -37,6 +37,12 @@ __device__ inline T warp_sum(T v) {
   for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
   return v;
 }
+// The warp's sum in every lane (butterfly exchange).
+template <class T>
+__device__ inline T warp_all_sum(T v) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
 template <class T>
 __device__ inline T warp_max(T v) {
   for (int off = 16; off > 0; off >>= 1) v = max(v, __shfl_down_sync(0xffffffffu, v, off));

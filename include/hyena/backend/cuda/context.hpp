@@ -7,6 +7,8 @@
 #pragma once
 #include <cstddef>
 #include <map>
+#include <memory>
+#include <typeindex>
 #include <tuple>
 
 #include "check.hpp"
@@ -109,6 +111,15 @@ class cuda_context {
   }
   std::size_t fft_plan_count() const { return plans_.size(); }
 
+  // The single instance of State owned by this context, created on first use (host_context's
+  // rule: layers keep their scratch tensors, in device memory here, this way).
+  template <class State>
+  State& state() {
+    auto it = states_.find(std::type_index(typeid(State)));
+    if (it == states_.end()) it = states_.emplace(std::type_index(typeid(State)), std::make_shared<State>()).first;
+    return *static_cast<State*>(it->second.get());
+  }
+
  private:
   int device_ = 0;
   int sm_count_ = 1;
@@ -120,6 +131,7 @@ class cuda_context {
   std::size_t workspace_bytes_ = 0;
   void* host_pinned_ = nullptr;
   std::size_t host_pinned_bytes_ = 0;
+  std::map<std::type_index, std::shared_ptr<void>> states_;  // see state()
 };
 
 }  // namespace hyena::backend

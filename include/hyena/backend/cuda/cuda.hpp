@@ -10,17 +10,22 @@
 #endif
 
 #include "../backend.hpp"
+#include "../cpu_ref/cpu_ref.hpp"  // the size checks and messages cuda shares with it
+#include "alignment.cuh"
 #include "attention.cuh"
 #include "check.hpp"
 #include "context.hpp"
 #include "conv.cuh"
+#include "decode.cuh"
 #include "elementwise.cuh"
 #include "embedding.cuh"
 #include "filter.cuh"
+#include "fused_attention.cuh"
 #include "gemm.cuh"
 #include "loss.cuh"
 #include "memory.hpp"
 #include "norm.cuh"
+#include "optimizer.cuh"
 
 namespace hyena::backend {
 
@@ -29,9 +34,13 @@ struct cuda : cuda_gemm_ops,
               cuda_norm_ops,
               cuda_embedding_ops,
               cuda_attention_ops,
+              cuda_fused_attention_ops,
               cuda_conv_ops,
               cuda_filter_ops,
-              cuda_loss_ops {
+              cuda_loss_ops,
+              cuda_alignment_ops,
+              cuda_decode_ops,
+              cuda_optimizer_ops {
   using context = cuda_context;
   using memory = device_memory;
   static constexpr const char* name = "cuda";

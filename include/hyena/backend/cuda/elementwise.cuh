@@ -24,6 +24,14 @@ __global__ void axpy_kernel(index_t n, T alpha, const T* x, T* y) {
   HYENA_GRID_LOOP(i, n) y[i] += alpha * x[i];
 }
 template <class T>
+__global__ void scale_kernel(index_t n, T alpha, T* y) {
+  HYENA_GRID_LOOP(i, n) y[i] *= alpha;
+}
+template <class T>
+__global__ void axpby_kernel(index_t n, T alpha, const T* x, T beta, T* y) {
+  HYENA_GRID_LOOP(i, n) y[i] = x[i] * alpha + y[i] * beta;
+}
+template <class T>
 __global__ void mul_kernel(index_t n, const T* a, const T* b, T* y) {
   HYENA_GRID_LOOP(i, n) y[i] = a[i] * b[i];
 }
@@ -102,6 +110,20 @@ struct cuda_elementwise_ops {
     cuda_detail::axpy_kernel<<<cuda_detail::grid_for(ctx, n), cuda_detail::block_threads, 0, ctx.stream()>>>(n, alpha,
                                                                                                              x, y);
     HYENA_CUDA_CHECK_LAUNCH("axpy_kernel");
+  }
+  template <class T>
+  static void scale(cuda_context& ctx, index_t n, T alpha, T* y) {
+    if (n <= 0) return;
+    cuda_detail::scale_kernel<<<cuda_detail::grid_for(ctx, n), cuda_detail::block_threads, 0, ctx.stream()>>>(n, alpha,
+                                                                                                              y);
+    HYENA_CUDA_CHECK_LAUNCH("scale_kernel");
+  }
+  template <class T>
+  static void axpby(cuda_context& ctx, index_t n, T alpha, const T* x, T beta, T* y) {
+    if (n <= 0) return;
+    cuda_detail::axpby_kernel<<<cuda_detail::grid_for(ctx, n), cuda_detail::block_threads, 0, ctx.stream()>>>(
+        n, alpha, x, beta, y);
+    HYENA_CUDA_CHECK_LAUNCH("axpby_kernel");
   }
   template <class T>
   static void mul(cuda_context& ctx, index_t n, const T* a, const T* b, T* y) {

@@ -66,14 +66,11 @@ __global__ void __launch_bounds__(1024)
       dlogits[r * vocab + i] = T(double(grad_scale) * (exp(double(x[i]) - lse) - (i == t ? 1.0 : 0.0)));
 }
 
+// log sum_i exp(t_i / tau) and log sum_i exp(s_i / tau) over one row, in double, for the whole
+// block (the teacher's and the student's normalisers of the KL losses).
 template <class T>
-__global__ void __launch_bounds__(1024)
-    kl_divergence_kernel(index_t vocab, const T* teacher, const T* student, double tau, T* losses, T* dstudent,
-                         T grad_scale, double* row_loss) {
-  __shared__ double sh[33];
-  index_t r = blockIdx.x;
-  const T* t = teacher + r * vocab;
-  const T* s = student + r * vocab;
+__device__ inline void row_log_sum_exps(index_t vocab, const T* t, const T* s, double tau, double* sh, double& lse_t,
+                                        double& lse_s) {
   double mt = -HUGE_VAL, ms = -HUGE_VAL;
   for (index_t i = threadIdx.x; i < vocab; i += blockDim.x) {
     mt = max(mt, double(t[i]) / tau);
@@ -86,7 +83,20 @@ __global__ void __launch_bounds__(1024)
     st += exp(double(t[i]) / tau - mt);
     ss += exp(double(s[i]) / tau - ms);
   }
-  double lse_t = mt + log(block_sum(st, sh)), lse_s = ms + log(block_sum(ss, sh));
+  lse_t = mt + log(block_sum(st, sh));
+  lse_s = ms + log(block_sum(ss, sh));
+}
+
+template <class T>
+__global__ void __launch_bounds__(1024)
+    kl_divergence_kernel(index_t vocab, const T* teacher, const T* student, double tau, T* losses, T* dstudent,
+                         T grad_scale, double* row_loss) {
+  __shared__ double sh[33];
+  index_t r = blockIdx.x;
+  const T* t = teacher + r * vocab;
+  const T* s = student + r * vocab;
+  double lse_t, lse_s;
+  row_log_sum_exps(vocab, t, s, tau, sh, lse_t, lse_s);
   double kl = 0;
   for (index_t i = threadIdx.x; i < vocab; i += blockDim.x) {
     double pt = exp(double(t[i]) / tau - lse_t);
@@ -97,6 +107,124 @@ __global__ void __launch_bounds__(1024)
     }
   }
   kl = max(block_sum(kl, sh), 0.0);  // rounding can leave tiny negatives for equal rows
+  if (threadIdx.x == 0) {
+    if (losses) losses[r] = T(kl);
+    row_loss[r] = kl;
+  }
+}
+
+// loss = KL(p_s || p_t) per row (cpu_ref's reverse_kl_row), one block per row.
+template <class T>
+__global__ void __launch_bounds__(1024)
+    reverse_kl_kernel(index_t vocab, const T* teacher, const T* student, double tau, T* losses, T* dstudent,
+                      T grad_scale, double* row_loss) {
+  __shared__ double sh[33];
+  index_t r = blockIdx.x;
+  const T* t = teacher + r * vocab;
+  const T* s = student + r * vocab;
+  double lse_t, lse_s;
+  row_log_sum_exps(vocab, t, s, tau, sh, lse_t, lse_s);
+  double kl = 0;
+  for (index_t i = threadIdx.x; i < vocab; i += blockDim.x)
+    kl += exp(double(s[i]) / tau - lse_s) * ((double(s[i]) - double(t[i])) / tau + (lse_t - lse_s));
+  kl = max(block_sum(kl, sh), 0.0);
+  if (dstudent)
+    for (index_t i = threadIdx.x; i < vocab; i += blockDim.x) {
+      const double ps = exp(double(s[i]) / tau - lse_s), diff = (double(s[i]) - double(t[i])) / tau + (lse_t - lse_s);
+      dstudent[r * vocab + i] = T(double(grad_scale) * ps * (diff - kl) / tau);
+    }
+  if (threadIdx.x == 0) {
+    if (losses) losses[r] = T(kl);
+    row_loss[r] = kl;
+  }
+}
+
+// True when (va, ia) comes before (vb, ib) in the order "larger logit first, then lower id".
+__device__ inline bool ranks_before(double va, index_t ia, double vb, index_t ib) {
+  return va > vb || (va == vb && ia < ib);
+}
+
+// KL over the teacher's top k (cpu_ref's topk_kl_row), one block per row. The k tokens are
+// picked one at a time, each the first (in that order) of those after the previous pick: k block
+// reductions, no sort and no marks. ids: k slots per row of workspace.
+template <class T>
+__global__ void __launch_bounds__(1024)
+    topk_kl_kernel(index_t vocab, index_t k, const T* teacher, const T* student, double tau, T* losses, T* dstudent,
+                   T grad_scale, double* row_loss, index_t* ids) {
+  __shared__ double shv[33], sh[33];
+  __shared__ index_t shi[33];
+  index_t r = blockIdx.x;
+  const T* t = teacher + r * vocab;
+  const T* s = student + r * vocab;
+  index_t* picked = ids + r * k;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  double prev_v = HUGE_VAL;
+  index_t prev_i = -1;
+  for (index_t j = 0; j < k; ++j) {
+    double bv = -HUGE_VAL;
+    index_t bi = vocab;  // none
+    for (index_t i = threadIdx.x; i < vocab; i += blockDim.x) {
+      const double v = double(t[i]);
+      if (ranks_before(prev_v, prev_i, v, i) && (bi == vocab || ranks_before(v, i, bv, bi))) {
+        bv = v;
+        bi = i;
+      }
+    }
+    for (int off = 16; off > 0; off >>= 1) {  // warp, then block: the first in the order wins
+      const double ov = __shfl_down_sync(0xffffffffu, bv, off);
+      const index_t oi = __shfl_down_sync(0xffffffffu, bi, off);
+      if (oi != vocab && (bi == vocab || ranks_before(ov, oi, bv, bi))) {
+        bv = ov;
+        bi = oi;
+      }
+    }
+    __syncthreads();
+    if (lane == 0) {
+      shv[warp] = bv;
+      shi[warp] = bi;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      for (int w = 1; w < warps; ++w)
+        if (shi[w] != vocab && (bi == vocab || ranks_before(shv[w], shi[w], bv, bi))) {
+          bv = shv[w];
+          bi = shi[w];
+        }
+      picked[j] = bi;
+      shv[32] = bv;
+      shi[32] = bi;
+    }
+    __syncthreads();
+    prev_v = shv[32];
+    prev_i = shi[32];
+  }
+  // q = softmax over the picked logits / tau; the student's log-sum-exp over the vocabulary.
+  double mq = -HUGE_VAL, ms = -HUGE_VAL;
+  for (index_t j = threadIdx.x; j < k; j += blockDim.x) mq = max(mq, double(t[picked[j]]) / tau);
+  for (index_t i = threadIdx.x; i < vocab; i += blockDim.x) ms = max(ms, double(s[i]) / tau);
+  mq = block_max(mq, sh, -HUGE_VAL);
+  ms = block_max(ms, sh, -HUGE_VAL);
+  double zq = 0, zs = 0;
+  for (index_t j = threadIdx.x; j < k; j += blockDim.x) zq += exp(double(t[picked[j]]) / tau - mq);
+  for (index_t i = threadIdx.x; i < vocab; i += blockDim.x) zs += exp(double(s[i]) / tau - ms);
+  const double lse_q = mq + log(block_sum(zq, sh)), lse_s = ms + log(block_sum(zs, sh));
+  double kl = 0;
+  for (index_t j = threadIdx.x; j < k; j += blockDim.x) {
+    const index_t i = picked[j];
+    const double log_q = double(t[i]) / tau - lse_q;
+    kl += exp(log_q) * (log_q - (double(s[i]) / tau - lse_s));
+  }
+  kl = max(block_sum(kl, sh), 0.0);
+  if (dstudent) {
+    for (index_t i = threadIdx.x; i < vocab; i += blockDim.x)
+      dstudent[r * vocab + i] = T(double(grad_scale) * exp(double(s[i]) / tau - lse_s) / tau);
+    __syncthreads();  // the picked entries are corrected after every entry is written
+    for (index_t j = threadIdx.x; j < k; j += blockDim.x) {
+      const index_t i = picked[j];
+      dstudent[r * vocab + i] =
+          T(double(dstudent[r * vocab + i]) - double(grad_scale) * exp(double(t[i]) / tau - lse_q) / tau);
+    }
+  }
   if (threadIdx.x == 0) {
     if (losses) losses[r] = T(kl);
     row_loss[r] = kl;
@@ -181,6 +309,43 @@ struct cuda_loss_ops {
     cuda_detail::kl_divergence_kernel<<<unsigned(rows), cuda_detail::vocab_threads(vocab), 0, ctx.stream()>>>(
         vocab, teacher, student, double(temperature), losses, dstudent, grad_scale, row_loss);
     HYENA_CUDA_CHECK_LAUNCH("kl_divergence_kernel");
+    return cuda_detail::sum_to_host(ctx, rows, row_loss, reinterpret_cast<double*>(ws + at_slot));
+  }
+
+  template <class T>
+  static double reverse_kl_divergence(cuda_context& ctx, index_t rows, index_t vocab, const T* teacher,
+                                      const T* student, T temperature, T* losses, T* dstudent, T grad_scale) {
+    HYENA_CHECK(temperature > T(0), "reverse_kl_divergence: temperature must be positive, got ", temperature);
+    if (rows <= 0) return 0.0;
+    HYENA_CHECK(rows <= index_t(0x7fffffff), "reverse_kl_divergence: ", rows, " rows exceed the grid limit");
+    cuda_detail::carver cv;
+    std::size_t at_rows = cv.take(sizeof(double) * rows), at_slot = cv.take(sizeof(double));
+    char* ws = static_cast<char*>(ctx.workspace(cv.used));
+    double* row_loss = reinterpret_cast<double*>(ws + at_rows);
+    cuda_detail::reverse_kl_kernel<<<unsigned(rows), cuda_detail::vocab_threads(vocab), 0, ctx.stream()>>>(
+        vocab, teacher, student, double(temperature), losses, dstudent, grad_scale, row_loss);
+    HYENA_CUDA_CHECK_LAUNCH("reverse_kl_kernel");
+    return cuda_detail::sum_to_host(ctx, rows, row_loss, reinterpret_cast<double*>(ws + at_slot));
+  }
+
+  // k >= vocab is the forward KL (the same loss and gradient), and runs as kl_divergence.
+  template <class T>
+  static double topk_kl_divergence(cuda_context& ctx, index_t rows, index_t vocab, index_t k, const T* teacher,
+                                   const T* student, T temperature, T* losses, T* dstudent, T grad_scale) {
+    HYENA_CHECK(temperature > T(0), "topk_kl_divergence: temperature must be positive, got ", temperature);
+    HYENA_CHECK(k >= 1, "topk_kl_divergence: k must be >= 1, got ", k);
+    if (k >= vocab) return kl_divergence(ctx, rows, vocab, teacher, student, temperature, losses, dstudent, grad_scale);
+    if (rows <= 0) return 0.0;
+    HYENA_CHECK(rows <= index_t(0x7fffffff), "topk_kl_divergence: ", rows, " rows exceed the grid limit");
+    cuda_detail::carver cv;
+    std::size_t at_rows = cv.take(sizeof(double) * rows), at_slot = cv.take(sizeof(double)),
+                at_ids = cv.take(sizeof(index_t) * std::size_t(rows * k));
+    char* ws = static_cast<char*>(ctx.workspace(cv.used));
+    double* row_loss = reinterpret_cast<double*>(ws + at_rows);
+    cuda_detail::topk_kl_kernel<<<unsigned(rows), cuda_detail::vocab_threads(vocab), 0, ctx.stream()>>>(
+        vocab, k, teacher, student, double(temperature), losses, dstudent, grad_scale, row_loss,
+        reinterpret_cast<index_t*>(ws + at_ids));
+    HYENA_CUDA_CHECK_LAUNCH("topk_kl_kernel");
     return cuda_detail::sum_to_host(ctx, rows, row_loss, reinterpret_cast<double*>(ws + at_slot));
   }
 
