@@ -5,6 +5,7 @@
 // string the caller adds (training step, data position, ...). Files are written
 // atomically: a crash leaves the previous checkpoint intact.
 #pragma once
+#include <cstddef>
 #include <deque>
 #include <map>
 #include <optional>
@@ -20,8 +21,6 @@ namespace hyena::train {
 
 using metadata = std::map<std::string, std::string>;
 
-template <class Model>
-using optimizer_of = adamw<typename Model::scalar, typename Model::backend>;
 
 namespace detail {
 // A host view of `v`: itself in host memory, else a copy kept in `keep` (a deque: its elements
@@ -51,8 +50,11 @@ void read_into(const io::safetensors_file& f, const std::string& name, const vie
 }
 }  // namespace detail
 
-template <class Model>
-void save_checkpoint(const std::string& path, Model& model, optimizer_of<Model>* optimizer = nullptr,
+// The optimizer may run on another backend than the model's (an adamw<float> over a cpu_ref
+// model's host tensors, say); its state is staged like the model's tensors.
+template <class Model, class OptimizerBackend = typename Model::backend>
+void save_checkpoint(const std::string& path, Model& model,
+                     adamw<typename Model::scalar, OptimizerBackend>* optimizer = nullptr,
                      const metadata& extra = {}, const std::string& arch = {},
                      const nn::hyena_modal_form<typename Model::scalar>* modal = nullptr) {
   io::safetensors_writer w;
@@ -74,6 +76,14 @@ void save_checkpoint(const std::string& path, Model& model, optimizer_of<Model>*
   if (!arch.empty()) w.add_metadata("hyena.arch", arch);
   for (auto& [k, v] : extra) w.add_metadata(k, v);
   w.write(path);
+}
+
+// Without an optimizer (a literal nullptr names no optimizer type to deduce).
+template <class Model>
+void save_checkpoint(const std::string& path, Model& model, std::nullptr_t, const metadata& extra = {},
+                     const std::string& arch = {}, const nn::hyena_modal_form<typename Model::scalar>* modal = nullptr) {
+  save_checkpoint(path, model, static_cast<adamw<typename Model::scalar, typename Model::backend>*>(nullptr), extra,
+                  arch, modal);
 }
 
 // The model config stored in a checkpoint, as `Config` (a model's config_type: the shape
@@ -128,8 +138,9 @@ std::optional<nn::hyena_modal_form<T>> load_modal_form(const std::string& path, 
 
 // Reads every parameter of `model` (and the optimizer state, when given) from `path`.
 // Every tensor must be present with the model's shape. Returns the metadata.
-template <class Model>
-metadata load_checkpoint(const std::string& path, Model& model, optimizer_of<Model>* optimizer = nullptr) {
+template <class Model, class OptimizerBackend = typename Model::backend>
+metadata load_checkpoint(const std::string& path, Model& model,
+                         adamw<typename Model::scalar, OptimizerBackend>* optimizer = nullptr) {
   auto f = io::safetensors_file::open(path);
   model.for_each_parameter([&](const std::string& name, auto& p, auto&) {
     HYENA_CHECK(f.has("model." + name), "checkpoint ", path, ": missing tensor model.", name);
@@ -141,6 +152,11 @@ metadata load_checkpoint(const std::string& path, Model& model, optimizer_of<Mod
       detail::read_into(f, "optim." + s.name, s.v);
     }
   return f.metadata();
+}
+
+template <class Model>
+metadata load_checkpoint(const std::string& path, Model& model, std::nullptr_t) {
+  return load_checkpoint(path, model, static_cast<adamw<typename Model::scalar, typename Model::backend>*>(nullptr));
 }
 
 }  // namespace hyena::train

@@ -249,6 +249,22 @@ inline int vocab_threads(index_t vocab) {
   return int(t < 32 ? 32 : (t > 1024 ? 1024 : t));
 }
 
+// The frame of the per-row loss kernels: workspace for `rows` row losses (and `extra_bytes` more,
+// handed to `launch` beside them), the launch, and the row losses summed in a fixed order and read
+// back.
+template <class Launch>
+double sum_of_row_losses(cuda_context& ctx, index_t rows, const char* who, std::size_t extra_bytes, Launch&& launch) {
+  if (rows <= 0) return 0.0;
+  HYENA_CHECK(rows <= index_t(0x7fffffff), who, ": ", rows, " rows exceed the grid limit");
+  carver cv;
+  const std::size_t at_rows = cv.take(sizeof(double) * rows), at_slot = cv.take(sizeof(double)),
+                    at_extra = cv.take(extra_bytes);
+  char* ws = static_cast<char*>(ctx.workspace(cv.used));
+  double* row_loss = reinterpret_cast<double*>(ws + at_rows);
+  launch(row_loss, ws + at_extra);
+  return sum_to_host(ctx, rows, row_loss, reinterpret_cast<double*>(ws + at_slot));
+}
+
 }  // namespace cuda_detail
 
 struct cuda_loss_ops {
@@ -284,48 +300,33 @@ struct cuda_loss_ops {
   static double cross_entropy(cuda_context& ctx, index_t rows, index_t vocab, const T* logits,
                               const std::int32_t* targets, T* losses, T* dlogits, T grad_scale) {
     count_targets(ctx, rows, vocab, targets);  // validate before writing anything
-    if (rows <= 0) return 0.0;
-    HYENA_CHECK(rows <= index_t(0x7fffffff), "cross_entropy: ", rows, " rows exceed the grid limit");
-    cuda_detail::carver cv;
-    std::size_t at_rows = cv.take(sizeof(double) * rows), at_slot = cv.take(sizeof(double));
-    char* ws = static_cast<char*>(ctx.workspace(cv.used));
-    double* row_loss = reinterpret_cast<double*>(ws + at_rows);
-    cuda_detail::cross_entropy_kernel<<<unsigned(rows), cuda_detail::vocab_threads(vocab), 0, ctx.stream()>>>(
-        vocab, logits, targets, losses, dlogits, grad_scale, row_loss);
-    HYENA_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
-    return cuda_detail::sum_to_host(ctx, rows, row_loss, reinterpret_cast<double*>(ws + at_slot));
+    return cuda_detail::sum_of_row_losses(ctx, rows, "cross_entropy", 0, [&](double* row_loss, char*) {
+      cuda_detail::cross_entropy_kernel<<<unsigned(rows), cuda_detail::vocab_threads(vocab), 0, ctx.stream()>>>(
+          vocab, logits, targets, losses, dlogits, grad_scale, row_loss);
+      HYENA_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
+    });
   }
 
   template <class T>
   static double kl_divergence(cuda_context& ctx, index_t rows, index_t vocab, const T* teacher, const T* student,
                               T temperature, T* losses, T* dstudent, T grad_scale) {
     HYENA_CHECK(temperature > T(0), "kl_divergence: temperature must be positive, got ", temperature);
-    if (rows <= 0) return 0.0;
-    HYENA_CHECK(rows <= index_t(0x7fffffff), "kl_divergence: ", rows, " rows exceed the grid limit");
-    cuda_detail::carver cv;
-    std::size_t at_rows = cv.take(sizeof(double) * rows), at_slot = cv.take(sizeof(double));
-    char* ws = static_cast<char*>(ctx.workspace(cv.used));
-    double* row_loss = reinterpret_cast<double*>(ws + at_rows);
-    cuda_detail::kl_divergence_kernel<<<unsigned(rows), cuda_detail::vocab_threads(vocab), 0, ctx.stream()>>>(
-        vocab, teacher, student, double(temperature), losses, dstudent, grad_scale, row_loss);
-    HYENA_CUDA_CHECK_LAUNCH("kl_divergence_kernel");
-    return cuda_detail::sum_to_host(ctx, rows, row_loss, reinterpret_cast<double*>(ws + at_slot));
+    return cuda_detail::sum_of_row_losses(ctx, rows, "kl_divergence", 0, [&](double* row_loss, char*) {
+      cuda_detail::kl_divergence_kernel<<<unsigned(rows), cuda_detail::vocab_threads(vocab), 0, ctx.stream()>>>(
+          vocab, teacher, student, double(temperature), losses, dstudent, grad_scale, row_loss);
+      HYENA_CUDA_CHECK_LAUNCH("kl_divergence_kernel");
+    });
   }
 
   template <class T>
   static double reverse_kl_divergence(cuda_context& ctx, index_t rows, index_t vocab, const T* teacher,
                                       const T* student, T temperature, T* losses, T* dstudent, T grad_scale) {
     HYENA_CHECK(temperature > T(0), "reverse_kl_divergence: temperature must be positive, got ", temperature);
-    if (rows <= 0) return 0.0;
-    HYENA_CHECK(rows <= index_t(0x7fffffff), "reverse_kl_divergence: ", rows, " rows exceed the grid limit");
-    cuda_detail::carver cv;
-    std::size_t at_rows = cv.take(sizeof(double) * rows), at_slot = cv.take(sizeof(double));
-    char* ws = static_cast<char*>(ctx.workspace(cv.used));
-    double* row_loss = reinterpret_cast<double*>(ws + at_rows);
-    cuda_detail::reverse_kl_kernel<<<unsigned(rows), cuda_detail::vocab_threads(vocab), 0, ctx.stream()>>>(
-        vocab, teacher, student, double(temperature), losses, dstudent, grad_scale, row_loss);
-    HYENA_CUDA_CHECK_LAUNCH("reverse_kl_kernel");
-    return cuda_detail::sum_to_host(ctx, rows, row_loss, reinterpret_cast<double*>(ws + at_slot));
+    return cuda_detail::sum_of_row_losses(ctx, rows, "reverse_kl_divergence", 0, [&](double* row_loss, char*) {
+      cuda_detail::reverse_kl_kernel<<<unsigned(rows), cuda_detail::vocab_threads(vocab), 0, ctx.stream()>>>(
+          vocab, teacher, student, double(temperature), losses, dstudent, grad_scale, row_loss);
+      HYENA_CUDA_CHECK_LAUNCH("reverse_kl_kernel");
+    });
   }
 
   // k >= vocab is the forward KL (the same loss and gradient), and runs as kl_divergence.
@@ -335,18 +336,13 @@ struct cuda_loss_ops {
     HYENA_CHECK(temperature > T(0), "topk_kl_divergence: temperature must be positive, got ", temperature);
     HYENA_CHECK(k >= 1, "topk_kl_divergence: k must be >= 1, got ", k);
     if (k >= vocab) return kl_divergence(ctx, rows, vocab, teacher, student, temperature, losses, dstudent, grad_scale);
-    if (rows <= 0) return 0.0;
-    HYENA_CHECK(rows <= index_t(0x7fffffff), "topk_kl_divergence: ", rows, " rows exceed the grid limit");
-    cuda_detail::carver cv;
-    std::size_t at_rows = cv.take(sizeof(double) * rows), at_slot = cv.take(sizeof(double)),
-                at_ids = cv.take(sizeof(index_t) * std::size_t(rows * k));
-    char* ws = static_cast<char*>(ctx.workspace(cv.used));
-    double* row_loss = reinterpret_cast<double*>(ws + at_rows);
-    cuda_detail::topk_kl_kernel<<<unsigned(rows), cuda_detail::vocab_threads(vocab), 0, ctx.stream()>>>(
-        vocab, k, teacher, student, double(temperature), losses, dstudent, grad_scale, row_loss,
-        reinterpret_cast<index_t*>(ws + at_ids));
-    HYENA_CUDA_CHECK_LAUNCH("topk_kl_kernel");
-    return cuda_detail::sum_to_host(ctx, rows, row_loss, reinterpret_cast<double*>(ws + at_slot));
+    return cuda_detail::sum_of_row_losses(
+        ctx, rows, "topk_kl_divergence", sizeof(index_t) * std::size_t(rows * k), [&](double* row_loss, char* ids) {
+          cuda_detail::topk_kl_kernel<<<unsigned(rows), cuda_detail::vocab_threads(vocab), 0, ctx.stream()>>>(
+              vocab, k, teacher, student, double(temperature), losses, dstudent, grad_scale, row_loss,
+              reinterpret_cast<index_t*>(ids));
+          HYENA_CUDA_CHECK_LAUNCH("topk_kl_kernel");
+        });
   }
 
   template <class T>
