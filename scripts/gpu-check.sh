@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # gpu-check.sh: build and run the CUDA backend's tests on a machine with a GPU.
 #
-#   scripts/gpu-check.sh            configure (HYENA_WITH_CUDA=ON), build tests/cuda, run the op
-#                                   tests and the training/distillation test against cpu_ref, then
-#                                   the op tests under compute-sanitizer memcheck and racecheck
+#   scripts/gpu-check.sh            configure (HYENA_WITH_CUDA=ON), build tests/cuda and the CLI,
+#                                   run the op tests and the training/distillation test against
+#                                   cpu_ref, the CLI's --device cuda against --device cpu
+#                                   (examples/cli/cuda_test.sh), then the op tests under
+#                                   compute-sanitizer memcheck and racecheck
 #   scripts/gpu-check.sh bundle     (on a machine that has the header-only deps installed)
-#                                   copy Eigen, xsimd and doctest into .gpu-deps/ so that a
-#                                   bare GPU machine, which cannot install packages, finds them
+#                                   copy Eigen, xsimd, doctest, CLI11 and nlohmann-json into
+#                                   .gpu-deps/ so that a bare GPU machine, which cannot install
+#                                   packages, finds them
 #
 # Logs go to $OUT (when set) or build-gpu/logs. Exit status: non-zero when the build or the
 # tests fail, or memcheck reports errors. A missing compute-sanitizer is reported, not fatal.
@@ -18,8 +21,11 @@ deps="$root/.gpu-deps"
 if [[ "${1:-}" == "bundle" ]]; then
   rm -rf "$deps"
   mkdir -p "$deps/usr/include" "$deps/usr/share" "$deps/usr/lib/cmake"
-  cp -r /usr/include/eigen3 /usr/include/xsimd /usr/include/doctest "$deps/usr/include/"
+  cp -r /usr/include/eigen3 /usr/include/xsimd /usr/include/doctest /usr/include/CLI /usr/include/nlohmann \
+    "$deps/usr/include/"
   cp -r /usr/share/eigen3 "$deps/usr/share/"
+  mkdir -p "$deps/usr/share/cmake"
+  cp -r /usr/share/cmake/nlohmann_json "$deps/usr/share/cmake/"
   cp -r /usr/lib/cmake/doctest "$deps/usr/lib/cmake/"
   # Debian's doctest config hard-codes /usr; make it relative to where it now lies.
   sed -i 's|^set(_IMPORT_PREFIX "/usr")|get_filename_component(_IMPORT_PREFIX "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)|' \
@@ -46,16 +52,16 @@ cat "$logs/machine.txt"
 
 echo "== configure"
 if ! cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHYENA_WITH_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc_bin" \
-    -DHYENA_BUILD_EXAMPLES=OFF -DHYENA_BUILD_BENCHMARKS=OFF "${prefix_args[@]}" >"$logs/configure.txt" 2>&1; then
+    -DHYENA_WITH_MPI=OFF -DHYENA_BUILD_BENCHMARKS=OFF "${prefix_args[@]}" >"$logs/configure.txt" 2>&1; then
   tail -40 "$logs/configure.txt"
   echo "configure failed (missing Eigen/xsimd/doctest? run 'scripts/gpu-check.sh bundle' where they are installed)"
   exit 1
 fi
 
 programs=(test_cuda_ops test_cuda_train)
-echo "== build ${programs[*]}"
+echo "== build ${programs[*]} hyena_cli"
 start=$(date +%s)
-if ! cmake --build "$build" --target "${programs[@]}" -j"$(nproc)" >"$logs/build.txt" 2>&1; then
+if ! cmake --build "$build" --target "${programs[@]}" hyena_cli -j"$(nproc)" >"$logs/build.txt" 2>&1; then
   tail -60 "$logs/build.txt"
   echo "build failed"
   exit 1
@@ -73,6 +79,15 @@ for p in "${programs[@]}"; do
     echo "$p FAILED"
   fi
 done
+
+echo "== run the CLI with --device cuda (examples/cli/cuda_test.sh)"
+if bash examples/cli/cuda_test.sh "$build/hyena" "$build/cli_cuda" >"$logs/cli_cuda.txt" 2>&1; then
+  tail -5 "$logs/cli_cuda.txt"
+else
+  status=1
+  tail -60 "$logs/cli_cuda.txt"
+  echo "cuda_test.sh FAILED"
+fi
 
 san=$(command -v compute-sanitizer || true)
 for c in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do

@@ -1,83 +1,11 @@
-// hyena distill: turn a trained teacher into a Hyena student.
-//
-// With no budget flags it runs the recipe docs/results.md measured best (attention
-// initialisation, operator then mixer-output alignment, forward KL end to end) over one pass
-// of the training file, and prints the plan before it starts. Rerunning with the same --out
-// resumes in the stage the checkpoint was written by.
-#include <cstdio>
+// hyena distill: turn a trained teacher into a Hyena student (distill_command.hpp).
+#include <memory>
 
 #include "commands.hpp"
-#include "pipeline.hpp"
+#include "cuda_commands.hpp"
+#include "distill_command.hpp"
 
 namespace hyena::cli {
-
-namespace {
-struct distill_args {
-  std::string teacher, train, valid, out, target = "mixer", init = "attention", gates = "ones", kd = "forward";
-  train::distill_options o;  // the library's defaults are the measured recipe
-  index_t tokens = 0, stage1_tokens_per_layer = -1, stage2_tokens = -1, filter_order = 0, order = 2;
-  double stage1_fraction = train::recommended_stage1_fraction;
-  bool no_resume = false;
-  int threads = 0;
-};
-
-void run_distill(const distill_args& a) {
-  auto ctx = make_context(a.threads);
-  with_any_model(a.teacher, [&](auto& teacher, const std::string& arch) {
-    using Teacher = std::decay_t<decltype(teacher)>;
-    if constexpr (std::is_same_v<Teacher, gpt_neox> || std::is_same_v<Teacher, llama>) {
-      using Student = models::hyena_student<Teacher>;
-      auto train_file = open_tokens(a.train, teacher.config().vocab);
-      io::token_file valid_file;
-      if (!a.valid.empty()) valid_file = open_tokens(a.valid, teacher.config().vocab);
-      nn::hyena_hparams h;
-      h.order = a.order;
-      if (a.filter_order > 0) h.filter_order = a.filter_order;
-      rng r(a.o.train.seed);
-      auto student = models::make_student<Student>(teacher, r, h);
-      auto o = a.o;
-      o.train.run_dir = a.out;
-      o.train.resume = !a.no_resume;
-      o.train.comm = &world();  // data parallel under mpirun; batch is per rank
-      o.stage1_target = a.target == "block" ? train::transfer_target::block_output : train::transfer_target::mixer_output;
-      o.init = a.init == "random" ? train::student_init::random : train::student_init::attention;
-      o.attention.gates = a.gates == "qk" ? train::gate_init::qk : train::gate_init::ones;
-      train::parse_kd(a.kd, o);
-      if (o.init == train::student_init::random && a.order != 2) o.stage1_operator_fraction = 0;
-      if (a.order != 2 && o.stage1_operator_fraction > 0) {
-        std::fprintf(stderr, "distill: operator alignment is defined for order 2; order %lld uses output alignment only\n",
-                     (long long)a.order);
-        o.stage1_operator_fraction = 0;
-      }
-      HYENA_CHECK(o.train.seq <= teacher.config().max_seq, "distill: --seq ", o.train.seq,
-                  " exceeds the teacher's max_seq ", teacher.config().max_seq);
-      // The budget: explicit per-stage tokens, else --tokens (default: one pass over the file).
-      const index_t per_step = o.train.tokens_per_step(), layers = teacher.config().layers;
-      const index_t budget = a.tokens > 0 ? a.tokens : train_file.size();
-      train::set_token_budget(o, budget, layers, a.stage1_fraction);
-      if (a.stage1_tokens_per_layer >= 0) o.stage1_steps_per_layer = a.stage1_tokens_per_layer / per_step;
-      if (a.stage2_tokens >= 0) o.train.steps = a.stage2_tokens / per_step;
-      o.train.warmup = std::max<index_t>(1, o.train.steps / 20);
-      if (o.train.eval_every == 0) o.train.eval_every = std::max<index_t>(1, o.train.steps / 10);
-      HYENA_CHECK(o.stage1_steps_per_layer > 0 || o.train.steps > 0, "distill: the budget is below one step of ",
-                  per_step, " tokens (batch x seq); raise --tokens or lower --batch/--seq");
-      train::distiller<Teacher, Student> d(teacher, student, o);
-      std::printf("distill: %s teacher %s -> %s student (%lld parameters)\n%s", arch.c_str(), a.teacher.c_str(),
-                  student_arch(arch).c_str(), (long long)student.parameter_count(), d.describe().c_str());
-      std::fflush(stdout);
-      auto report = run_distiller(d, student, ctx, train_file.tokens(), valid_file.tokens(), "distilled");
-      if (world().is_root()) save_model(a.out + "/model.safetensors", student, student_arch(arch));
-      std::printf("distilled %s -> %s on %lld tokens in %.1f s; model written to %s/model.safetensors\n", arch.c_str(),
-                  student_arch(arch).c_str(), (long long)report.tokens, report.seconds, a.out.c_str());
-      if (!report.curve.empty())
-        std::printf("final validation loss %.4f (perplexity %.2f)\n", report.curve.back().second,
-                    std::exp(report.curve.back().second));
-    } else {
-      HYENA_FAIL("distill: the teacher must be a gpt_neox or llama checkpoint, ", a.teacher, " is ", arch);
-    }
-  });
-}
-}  // namespace
 
 void add_distill_command(CLI::App& app) {
   auto a = std::make_shared<distill_args>();
@@ -121,8 +49,11 @@ void add_distill_command(CLI::App& app) {
   c->add_flag("--no-resume", a->no_resume, "start afresh even if --out has a checkpoint");
   c->add_option("--order", a->order, "Hyena order N")->capture_default_str();
   c->add_option("--filter-order", a->filter_order, "width of the implicit filter FFN (default 64)");
-  c->add_option("--threads", a->threads, "threads (default: all)");
-  c->callback([a] { run_distill(*a); });
+  add_device_options(c, a->dev);
+  c->callback([a] {
+    if (a->dev.name == "cuda") return distill_on_cuda(*a);
+    run_distill_on<backend::cpu>(*a);
+  });
 }
 
 }  // namespace hyena::cli

@@ -1,8 +1,6 @@
 // common.hpp: what the `hyena` subcommands share: presets, contexts and the data folder, and
 // (models.hpp) the model types the CLI knows and loading a model from any format.
 #pragma once
-#include <CLI/CLI.hpp>
-
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -83,6 +81,26 @@ inline backend::host_context make_context(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 #endif
   return backend::host_context(threads);
+}
+
+// Where a command runs (--device, --tf32, --threads; commands.hpp adds them to a subcommand).
+struct device_options {
+  std::string name = "cpu";  // cpu, or cuda (a CLI built with HYENA_WITH_CUDA: cuda_commands.cu)
+  bool tf32 = false;         // cuda: float products on TF32 tensor cores (PyTorch's allow_tf32)
+  int threads = 0;           // host threads (0: all)
+};
+
+// The context backend B runs on: for the CPU a host_context with d.threads; for a device backend
+// the context of device 0, TF32 as asked. Host threads follow d.threads either way.
+template <class B>
+typename B::context device_context(const device_options& d) {
+  auto host = make_context(d.threads);
+  if constexpr (std::is_same_v<typename B::context, backend::host_context>) {
+    HYENA_CHECK(!d.tf32, "--tf32 applies to --device cuda only (the CPU backend computes in full float)");
+    return host;
+  }
+  else
+    return typename B::context(0, d.tf32);
 }
 
 // HYENA_DATA_DIR, else the folder CMake was configured with (../shared/data by default).

@@ -63,9 +63,14 @@ struct concat_models<model_list<A...>, model_list<B2...>> {
   using type = model_list<A..., B2...>;
 };
 
-using builtin_models = model_list<named_model<"gpt_neox", gpt_neox>, named_model<"llama", llama>,
-                                  named_model<"hyena_gpt_neox", hyena_gpt_neox>,
-                                  named_model<"hyena_llama", hyena_llama>>;
+// The built-in architectures with their tensors on backend Backend (backend::cpu, or backend::cuda
+// in the nvcc-compiled cuda_commands.cu).
+template <class Backend>
+using builtin_models_on =
+    model_list<named_model<"gpt_neox", models::gpt_neox<Backend>>, named_model<"llama", models::llama<Backend>>,
+               named_model<"hyena_gpt_neox", models::hyena_student<models::gpt_neox<Backend>>>,
+               named_model<"hyena_llama", models::hyena_student<models::llama<Backend>>>>;
+using builtin_models = builtin_models_on<B>;
 
 }  // namespace hyena::cli
 
@@ -132,6 +137,19 @@ void with_arch(const std::string& arch, Fn&& fn, const std::string& where = {}) 
              "; a user's model loads in a CLI built with its registration, see docs/guide.md)");
 }
 
+// with_arch for models on backend Backend: the CPU knows every registered model; another backend
+// the built-in ones (a user's model registers for the CPU).
+template <class Backend, class Fn>
+void with_arch_on(const std::string& arch, Fn&& fn, const std::string& where = {}) {
+  if constexpr (std::is_same_v<Backend, B>) {
+    with_arch(arch, fn, where);
+  } else {
+    if (try_models(builtin_models_on<Backend>{}, arch, fn)) return;
+    HYENA_FAIL(where.empty() ? "" : where + ": ", "unknown architecture '", arch, "' on ", Backend::name,
+               " (it knows ", list_names<builtin_models_on<Backend>>::get(), ")");
+  }
+}
+
 // The architecture recorded in a checkpoint ("hyena.arch").
 inline std::string checkpoint_arch(const std::string& path) {
   auto f = io::safetensors_file::open(path);
@@ -175,6 +193,22 @@ void with_any_model(const std::string& path, Fn&& fn) {
     auto m = load_model<typename decltype(tag)::type>(path);
     fn(m, arch);
   }, "checkpoint " + path);
+}
+
+// with_any_model for models on backend Backend: the model is read on the host, then its twin on
+// Backend is built and every weight copied over (the host copy is freed when fn returns).
+template <class Backend, class Fn>
+void with_any_model_on(const std::string& path, Fn&& fn) {
+  if constexpr (std::is_same_v<Backend, B>) {
+    with_any_model(path, fn);
+  } else {
+    with_any_model(path, [&](auto& host_model, const std::string& arch) {
+      using M = models::on_backend<std::decay_t<decltype(host_model)>, Backend>;
+      M m(host_model.config());
+      models::copy_weights(host_model, m);
+      fn(m, arch);
+    });
+  }
 }
 
 }  // namespace hyena::cli

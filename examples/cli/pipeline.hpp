@@ -26,8 +26,8 @@ inline index_t steps_for(index_t tokens, index_t batch, index_t seq) {
 }
 
 // Trains `m` from its current weights with cross-entropy; returns the curve and time.
-template <class Model>
-stage_report train_from_scratch(Model& m, backend::host_context& ctx, const train::trainer_options& o,
+template <class Model, class Context>
+stage_report train_from_scratch(Model& m, Context& ctx, const train::trainer_options& o,
                                 io::token_span train_tokens, io::token_span valid_tokens, const std::string& name) {
   train::trainer<Model> t(m, o);
   auto res = t.run(ctx, train_tokens, valid_tokens);
@@ -38,8 +38,8 @@ stage_report train_from_scratch(Model& m, backend::host_context& ctx, const trai
 }
 
 // Runs a distiller (stages 0 to 2); the curve's tokens include stage 1's.
-template <class Distiller, class Student>
-stage_report run_distiller(Distiller& d, Student& student, backend::host_context& ctx, io::token_span train_tokens,
+template <class Distiller, class Student, class Context>
+stage_report run_distiller(Distiller& d, Student& student, Context& ctx, io::token_span train_tokens,
                            io::token_span valid_tokens, const std::string& name,
                            train::distill_result* result = nullptr) {
   auto res = d.run(ctx, train_tokens, valid_tokens);

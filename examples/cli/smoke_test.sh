@@ -81,6 +81,12 @@ expect_error "truncated checkpoint" eval --model truncated.safetensors --data va
 expect_error "bad top-p" generate --model run/model.safetensors --prompt x --top-p 0
 expect_error "no model kind" eval --model missing_folder/ --data valid.tok
 expect_error "both --arch and --teacher" train --arch gpt_neox --teacher run/model.safetensors --train train.tok --out bad --steps 1
+expect_error "--tf32 on the CPU" eval --model run/model.safetensors --data valid.tok --tf32
+# --device cuda runs on a GPU machine (scripts/gpu-check.sh); elsewhere it is one clear error.
+if ! nvidia-smi -L > /dev/null 2>&1; then
+  expect_error "--device cuda without a GPU" eval --model run/model.safetensors --data valid.tok --device cuda
+  grep -Eq "no CUDA device is visible|built without CUDA" bad.err || fail "--device cuda: $(cat bad.err)"
+fi
 
 # Models in other formats plug into the same commands: the real llama2.c stories260K teacher.
 stories="${HYENA_DATA_DIR:-}/stories260k"

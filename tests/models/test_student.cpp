@@ -72,3 +72,34 @@ TEST_CASE("copy_shared_weights rejects a shape mismatch") {
   models::hyena_student<models::gpt_neox<backend::cpu>> student(c2);
   CHECK_THROWS_AS(models::copy_shared_weights(teacher, student), hyena::error);
 }
+
+// on_backend<M, B> is M's twin on another backend (what `hyena ... --device cuda` uploads a
+// host-loaded model into); copy_weights fills it, across scalar types too.
+static_assert(std::is_same_v<models::on_backend<models::gpt_neox<backend::cpu>, backend::cpu_ref, double>, teacher_d>);
+static_assert(std::is_same_v<models::on_backend<student_d, backend::cpu>,
+                             models::hyena_student<models::gpt_neox<backend::cpu, double>>>);
+
+TEST_CASE("copy_weights copies every parameter, mixers included, across backends and scalar types") {
+  auto c = tiny();
+  student_d from(c);
+  rng r(3);
+  from.init(r);
+  testing::nudge_parameters(from, 4);
+  models::on_backend<student_d, backend::cpu, float> to(c);
+  index_t count = 0;
+  from.for_each_parameter([&](const std::string&, auto&, auto&) { ++count; });
+  CHECK(models::copy_weights(from, to) == count);
+  std::map<std::string, std::vector<double>> want;
+  from.for_each_parameter(
+      [&](const std::string& n, view<double>& p, view<double>&) { want[n].assign(p.data, p.data + p.numel()); });
+  to.for_each_parameter([&](const std::string& n, view<float>& p, view<float>&) {
+    CAPTURE(n);
+    REQUIRE(want.count(n));
+    for (index_t i = 0; i < p.numel(); ++i) CHECK(p.data[i] == float(want[n][std::size_t(i)]));
+  });
+  // Another shape is refused by name.
+  auto c2 = c;
+  c2.hidden = 10;
+  models::on_backend<student_d, backend::cpu, float> other(c2);
+  CHECK_THROWS_WITH_AS(models::copy_weights(from, other), doctest::Contains("copy_weights:"), hyena::error);
+}

@@ -38,6 +38,8 @@ struct block {
   // Lets a model type be rebuilt with another mixer, backend or scalar type.
   template <class B2, class T2, template <class, class> class Mixer2>
   using rebind = block<B2, T2, Mixer2, Mlp, Norm>;
+  template <class B2, class T2>
+  using on_backend = block<B2, T2, Mixer, Mlp, Norm>;
 
   struct params {
     typename norm::params norm1, norm2;
