@@ -2,7 +2,7 @@
 //
 // Short conv: direct kernels (K is a handful of taps), double accumulators.
 // Long causal conv: FFT. Every (batch, channel) signal is transposed out of the (B, L, C)
-// layout into a zero-padded row of N >= 2L (a power of two, so the circular product has no
+// layout (tiled in shared memory, coalesced both ways) into a zero-padded row of N >= 2L (a power of two, so the circular product has no
 // wrap-around), all rows go through one batched cuFFT R2C, are multiplied by the filter
 // spectrum (computed once per call, batched over channels), and come back by C2R.
 // Backward uses the same transforms: dx = IFFT(conj(H) DY), dh = IFFT(sum_b conj(X_b) DY_b).
@@ -76,12 +76,35 @@ struct fft_traits<double> {
   static void inverse(cufftHandle p, complex* in, double* out) { HYENA_CUFFT_CHECK(cufftExecZ2D(p, in, out)); }
 };
 
+// The (B, L, C) <-> (B*C rows of n) transposes go through a 32 x 33 shared-memory tile (the extra
+// column keeps the column reads free of bank conflicts), so global reads and writes are both
+// coalesced: a thread block reads 32 consecutive channels of 8 positions at a time and writes 32
+// consecutive positions of 8 channels. A plain element-wise loop reads or writes with stride C.
+inline constexpr int tile = 32, tile_rows = 8;
+
+// Blocks: x over position tiles (of n, or of L), y over channel tiles, z over batches.
+inline dim3 transpose_grid(index_t positions, index_t channels, index_t batch) {
+  HYENA_CHECK((channels + tile - 1) / tile <= 65535, "causal_conv: ", channels, " channels exceed the grid's y limit");
+  const index_t z = batch < 65535 ? batch : 65535;
+  return dim3(unsigned((positions + tile - 1) / tile), unsigned((channels + tile - 1) / tile), unsigned(z));
+}
+
 // (B, L, C) -> rows (b*C + c) of length n, zero past L.
 template <class T>
 __global__ void fft_pack_kernel(index_t batch, index_t seq, index_t channels, index_t n, const T* x, T* rows) {
-  HYENA_GRID_LOOP(i, batch * channels * n) {
-    index_t t = i % n, row = i / n, c = row % channels, b = row / channels;
-    rows[i] = t < seq ? x[(b * seq + t) * channels + c] : T(0);
+  __shared__ T t_tile[tile][tile + 1];  // [position][channel]
+  const index_t t0 = index_t(blockIdx.x) * tile, c0 = index_t(blockIdx.y) * tile;
+  for (index_t b = blockIdx.z; b < batch; b += gridDim.z) {
+    for (int k = threadIdx.y; k < tile; k += tile_rows) {
+      const index_t t = t0 + k, c = c0 + threadIdx.x;
+      t_tile[k][threadIdx.x] = (t < seq && c < channels) ? x[(b * seq + t) * channels + c] : T(0);
+    }
+    __syncthreads();
+    for (int k = threadIdx.y; k < tile; k += tile_rows) {
+      const index_t c = c0 + k, t = t0 + threadIdx.x;
+      if (c < channels && t < n) rows[(b * channels + c) * n + t] = t_tile[threadIdx.x][k];
+    }
+    __syncthreads();  // the tile is refilled for the next batch
   }
 }
 // filter (C, h_stride) -> rows of length n, zero past L.
@@ -93,13 +116,23 @@ __global__ void fft_pack_filter_kernel(index_t seq, index_t channels, index_t n,
     rows[i] = t < seq ? h[c * h_stride + t] : T(0);
   }
 }
-// y[b,t,c] = rows[b*C + c, t] * scale (cuFFT's inverse is unnormalised).
+// y[b,t,c] = rows[b*C + c, t] * scale (cuFFT's inverse is unnormalised), through the same tile.
 template <class T>
 __global__ void fft_unpack_kernel(index_t batch, index_t seq, index_t channels, index_t n, const T* rows, T scale,
                                   T* y) {
-  HYENA_GRID_LOOP(i, batch * seq * channels) {
-    index_t c = i % channels, bt = i / channels, t = bt % seq, b = bt / seq;
-    y[i] = rows[(b * channels + c) * n + t] * scale;
+  __shared__ T c_tile[tile][tile + 1];  // [channel][position]
+  const index_t t0 = index_t(blockIdx.x) * tile, c0 = index_t(blockIdx.y) * tile;
+  for (index_t b = blockIdx.z; b < batch; b += gridDim.z) {
+    for (int k = threadIdx.y; k < tile; k += tile_rows) {
+      const index_t c = c0 + k, t = t0 + threadIdx.x;
+      if (c < channels && t < seq) c_tile[k][threadIdx.x] = rows[(b * channels + c) * n + t];
+    }
+    __syncthreads();
+    for (int k = threadIdx.y; k < tile; k += tile_rows) {
+      const index_t t = t0 + k, c = c0 + threadIdx.x;
+      if (t < seq && c < channels) y[(b * seq + t) * channels + c] = c_tile[threadIdx.x][k] * scale;
+    }
+    __syncthreads();
   }
 }
 // dh[c, s] += rows[c, s] * scale
@@ -206,8 +239,11 @@ struct cuda_conv_ops {
     C* hs = reinterpret_cast<C*>(ws + at_h);
     auto grid = [&](index_t m) { return cuda_detail::grid_for(ctx, m); };
     constexpr int bt = cuda_detail::block_threads;
+    const dim3 tile_block(cuda_detail::tile, cuda_detail::tile_rows);
+    const dim3 pack_grid = cuda_detail::transpose_grid(n, channels, batch);
+    const dim3 unpack_grid = cuda_detail::transpose_grid(seq, channels, batch);
 
-    cuda_detail::fft_pack_kernel<<<grid(rows * n), bt, 0, ctx.stream()>>>(batch, seq, channels, n, x, xr);
+    cuda_detail::fft_pack_kernel<<<pack_grid, tile_block, 0, ctx.stream()>>>(batch, seq, channels, n, x, xr);
     HYENA_CUDA_CHECK_LAUNCH("fft_pack_kernel");
     cuda_detail::fft_pack_filter_kernel<<<grid(channels * n), bt, 0, ctx.stream()>>>(seq, channels, n, h, h_stride, hr);
     HYENA_CUDA_CHECK_LAUNCH("fft_pack_filter_kernel");
@@ -216,8 +252,8 @@ struct cuda_conv_ops {
     cuda_detail::spectrum_mul_kernel<<<grid(rows * f), bt, 0, ctx.stream()>>>(rows, channels, f, hs, false, xs, xs);
     HYENA_CUDA_CHECK_LAUNCH("spectrum_mul_kernel");
     tr::inverse(ctx.fft_plan(N, R, tr::c2r), xs, xr);
-    cuda_detail::fft_unpack_kernel<<<grid(batch * seq * channels), bt, 0, ctx.stream()>>>(batch, seq, channels, n, xr,
-                                                                                          T(1.0 / double(n)), y);
+    cuda_detail::fft_unpack_kernel<<<unpack_grid, tile_block, 0, ctx.stream()>>>(batch, seq, channels, n, xr,
+                                                                                 T(1.0 / double(n)), y);
     HYENA_CUDA_CHECK_LAUNCH("fft_unpack_kernel");
   }
 
@@ -244,15 +280,18 @@ struct cuda_conv_ops {
     C* hs = reinterpret_cast<C*>(ws + at_h);
     auto grid = [&](index_t m) { return cuda_detail::grid_for(ctx, m); };
     constexpr int bt = cuda_detail::block_threads;
+    const dim3 tile_block(cuda_detail::tile, cuda_detail::tile_rows);
+    const dim3 pack_grid = cuda_detail::transpose_grid(n, channels, batch);
+    const dim3 unpack_grid = cuda_detail::transpose_grid(seq, channels, batch);
     const T inv_n = T(1.0 / double(n));
 
-    cuda_detail::fft_pack_kernel<<<grid(rows * n), bt, 0, ctx.stream()>>>(batch, seq, channels, n, dy, xr);
+    cuda_detail::fft_pack_kernel<<<pack_grid, tile_block, 0, ctx.stream()>>>(batch, seq, channels, n, dy, xr);
     HYENA_CUDA_CHECK_LAUNCH("fft_pack_kernel");
     tr::forward(ctx.fft_plan(N, R, tr::r2c), xr, dys);
 
     if (dh) {
       // Correlate x with dy per channel, summed over the batch; hs holds the spectrum.
-      cuda_detail::fft_pack_kernel<<<grid(rows * n), bt, 0, ctx.stream()>>>(batch, seq, channels, n, x, xr);
+      cuda_detail::fft_pack_kernel<<<pack_grid, tile_block, 0, ctx.stream()>>>(batch, seq, channels, n, x, xr);
       HYENA_CUDA_CHECK_LAUNCH("fft_pack_kernel");
       tr::forward(ctx.fft_plan(N, R, tr::r2c), xr, xs);
       cuda_detail::spectrum_corr_kernel<<<grid(channels * f), bt, 0, ctx.stream()>>>(batch, channels, f, xs, dys, hs);
@@ -270,8 +309,8 @@ struct cuda_conv_ops {
       cuda_detail::spectrum_mul_kernel<<<grid(rows * f), bt, 0, ctx.stream()>>>(rows, channels, f, hs, true, dys, xs);
       HYENA_CUDA_CHECK_LAUNCH("spectrum_mul_kernel");
       tr::inverse(ctx.fft_plan(N, R, tr::c2r), xs, xr);
-      cuda_detail::fft_unpack_kernel<<<grid(batch * seq * channels), bt, 0, ctx.stream()>>>(batch, seq, channels, n, xr,
-                                                                                            inv_n, dx);
+      cuda_detail::fft_unpack_kernel<<<unpack_grid, tile_block, 0, ctx.stream()>>>(batch, seq, channels, n, xr, inv_n,
+                                                                                   dx);
       HYENA_CUDA_CHECK_LAUNCH("fft_unpack_kernel");
     }
   }
