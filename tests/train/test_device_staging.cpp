@@ -1,8 +1,9 @@
 // The code paths a device backend takes (batches uploaded, checkpoints staged through the host,
 // initialisation drawn on the host and uploaded, logits read back for sampling), run on the CPU:
-// `offhost` is cpu_ref's ops over a memory type that is not host_memory (its transfers are copies),
-// so the library treats its tensors as device tensors. With the same ops and the same data, every
-// result must equal cpu_ref's bit for bit; a wrong size or a missed upload in those branches shows.
+// `offhost` (support/offhost.hpp) is cpu_ref's ops over a memory type that is not host_memory (its
+// transfers are copies), so the library treats its tensors as device tensors. With the same ops and
+// the same data, every result must equal cpu_ref's bit for bit; a wrong size or a missed upload in
+// those branches shows.
 // (Incremental decoding's positions and token ids take the same upload path: nn/decode_positions.hpp.)
 #include <doctest/doctest.h>
 
@@ -19,35 +20,15 @@
 #include <hyena/train/generate.hpp>
 #include <hyena/train/trainer.hpp>
 
+#include "../support/offhost.hpp"
 #include "../support/tiny_runs.hpp"
 
 using namespace hyena;
 
 namespace {
 
-// Host bytes under another memory type: what a device memory looks like to the library.
-struct offhost_memory {
-  static constexpr std::size_t alignment = host_memory::alignment;
-  static void* allocate(std::size_t bytes) { return host_memory::allocate(bytes); }
-  static void release(void* p) { host_memory::release(p); }
-  static void copy(void* dst, const void* src, std::size_t bytes) { host_memory::copy(dst, src, bytes); }
-  static void zero(void* dst, std::size_t bytes) { host_memory::zero(dst, bytes); }
-  static void to_host(void* dst, const void* src, std::size_t bytes) {
-    ++transfers;
-    host_memory::copy(dst, src, bytes);
-  }
-  static void to_device(void* dst, const void* src, std::size_t bytes) {
-    ++transfers;
-    host_memory::copy(dst, src, bytes);
-  }
-  static inline long transfers = 0;
-};
-
-struct offhost : backend::cpu_ref {
-  using memory = offhost_memory;
-  static constexpr const char* name = "offhost";
-};
-static_assert(backend::Backend<offhost>);
+using testing::offhost;
+using testing::offhost_memory;
 
 template <class B>
 using teacher_on = models::gpt_neox<B, double>;

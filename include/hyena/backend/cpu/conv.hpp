@@ -37,6 +37,7 @@ inline void fma_into(index_t n, const T* a, const T* b, T* y) {
 
 struct short_taps_tag {};  // context scratch keys
 struct short_sums_tag {};
+struct short_block_tag {};
 
 }  // namespace conv_detail
 
@@ -90,7 +91,7 @@ struct cpu_conv_ops : Base {
     if (!dweight && !dbias) return;
     // Sums over batch*seq rows: each thread owns a channel range; partial sums over
     // blocks of rows in T are flushed into double so long sums stay accurate.
-    auto& sums_t = ctx.scratch<conv_detail::short_sums_tag, T>(ctx.threads(), (kernel + 1) * channels);
+    auto& sums_t = ctx.scratch<conv_detail::short_block_tag, T>(ctx.threads(), (kernel + 1) * channels);
     auto& sums_d = ctx.scratch<conv_detail::short_sums_tag, double>(ctx.threads(), (kernel + 1) * channels);
     parallel_ranges(ctx, channels, 64, [&](index_t lo, index_t hi) {
       const index_t nc = hi - lo, flush_every = 64;

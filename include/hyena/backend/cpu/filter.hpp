@@ -17,12 +17,13 @@ namespace filter_detail {
 // Each thread sums its rows in T over short blocks that are flushed into double (accurate
 // without a double SIMD path); the threads' double partials are then combined.
 struct column_sums_tag {};
+struct column_blocks_tag {};
 struct sin_backward_tag {};
 
 template <class T, class RowFn>
 void column_sums(host_context& ctx, index_t rows, index_t cols, RowFn row, T* out) {
   auto& partial = ctx.scratch<column_sums_tag, double>(ctx.threads(), cols);
-  auto& buffers = ctx.scratch<column_sums_tag, T>(ctx.threads(), 2 * cols);  // a block sum and one row
+  auto& buffers = ctx.scratch<column_blocks_tag, T>(ctx.threads(), 2 * cols);  // a block sum and one row
   for (int t = 0; t < ctx.threads(); ++t) std::fill(partial[t].begin(), partial[t].begin() + cols, 0.0);
   parallel_ranges(ctx, rows, std::max<index_t>(1, 8192 / std::max<index_t>(cols, 1)), [&](index_t lo, index_t hi) {
     double* sum = partial[thread_index()].data();
