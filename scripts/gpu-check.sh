@@ -6,6 +6,10 @@
 #                                   cpu_ref, the CLI's --device cuda against --device cpu
 #                                   (examples/cli/cuda_test.sh), then the op tests under
 #                                   compute-sanitizer memcheck and racecheck
+#   scripts/gpu-check.sh bench [--quick]
+#                                   build bench_cuda and run benchmarks/gpu_compare.py: the training
+#                                   step, the Hyena operator and the long convolution against PyTorch
+#                                   on the same GPU (docs/results/gpu.json under $OUT or build-gpu/logs)
 #   scripts/gpu-check.sh bundle     (on a machine that has the header-only deps installed)
 #                                   copy Eigen, xsimd, doctest, CLI11 and nlohmann-json into
 #                                   .gpu-deps/ so that a bare GPU machine, which cannot install
@@ -56,6 +60,20 @@ if ! cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHYENA_WITH_CUDA=ON -DCM
   tail -40 "$logs/configure.txt"
   echo "configure failed (missing Eigen/xsimd/doctest? run 'scripts/gpu-check.sh bundle' where they are installed)"
   exit 1
+fi
+
+if [[ "${1:-}" == "bench" ]]; then
+  shift
+  echo "== build bench_cuda"
+  if ! cmake -S . -B "$build" -DHYENA_BUILD_BENCHMARKS=ON >>"$logs/configure.txt" 2>&1 ||
+     ! cmake --build "$build" --target bench_cuda -j"$(nproc)" >"$logs/build_bench.txt" 2>&1; then
+    tail -60 "$logs/build_bench.txt"
+    echo "bench_cuda build failed"
+    exit 1
+  fi
+  python3 benchmarks/gpu_compare.py --bench "$build/benchmarks/bench_cuda" --out "$logs/gpu.json" "$@" \
+    2> "$logs/bench_commands.txt" | tee "$logs/gpu_tables.md"
+  exit "${PIPESTATUS[0]}"
 fi
 
 programs=(test_cuda_ops test_cuda_train)

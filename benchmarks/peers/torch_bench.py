@@ -5,6 +5,18 @@
                  --mlp 512 --seq 256 --batch 8 --vocab 256] [--threads 2] [--reps 5]
   torch_bench.py --what operator [--lengths 1024 4096 16384 65536] [--width 128] [--forward-only]
                  [--max-gb 8] [--threads 2] [--reps 5]
+  torch_bench.py --what conv      [--lengths ...] [--batch B] [--width W]      (the long convolution alone)
+  torch_bench.py --what attention [--lengths ...] [--width 512] [--heads 8]    (SDPA attention alone)
+  every mode: [--device cpu|cuda] [--attention eager|sdpa] [--compile] [--tf32]
+
+--device cuda runs on GPU 0 and times with the device synchronised (peak memory is then
+torch.cuda.max_memory_allocated, "peak_cuda_mb"); --attention sdpa runs the teacher's attention through
+F.scaled_dot_product_attention (PyTorch >= 2.0); --compile wraps the model (or operator) in
+torch.compile; --tf32 allows TF32 products on the GPU (torch.backends.cuda.matmul.allow_tf32).
+conv: fftconv (rfft at 2L, product, irfft) on (batch, width, L), PyTorch's natural layout, forward
+("fwd_ms") and forward + backward to the input and the filter ("fwd_bwd_ms"). attention: causal SDPA
+on (1, heads, L, width / heads) forward + backward ("fwd_bwd_ms"), the reference point for the Hyena
+operator at the same L.
 
 train: one JSON line per model, {"impl": "torch", "model", "threads", "train_tokens_per_s",
 "forward_tokens_per_s", "train_step_ms", "peak_rss_mb", "params", ...}. A train step is forward +
@@ -46,14 +58,37 @@ def status_kb(field):
     return 0
 
 
-def median_seconds(reps, fn):
-    fn()  # warm-up
+DEVICE = torch.device("cpu")
+
+
+def sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_seconds(reps, fn, warmups=1):
+    for _ in range(warmups):  # warm-up (a compiled model compiles in its first call)
+        fn()
+    sync()
     t = []
     for _ in range(reps):
         a = time.perf_counter()
         fn()
+        sync()
         t.append(time.perf_counter() - a)
     return statistics.median(t)
+
+
+def run_info(a):
+    """The fields every line carries beyond the measurement: how the peer ran."""
+    d = {"device": DEVICE.type, "attention": a.attention, "compiled": a.compile, "torch": torch.__version__}
+    if DEVICE.type == "cuda":
+        d["tf32"] = a.tf32
+    return d
+
+
+def maybe_compile(a, m):
+    return torch.compile(m) if a.compile else m
 
 
 def emit(d):
@@ -63,36 +98,41 @@ def emit(d):
 def bench_train_one(a, name):
     torch.manual_seed(0)
     c = tm.Config(vocab=a.vocab, hidden=a.hidden, layers=a.layers, heads=a.heads, intermediate=a.mlp,
-                  max_seq=a.seq, hyena_filter_order=64)
+                  max_seq=a.seq, hyena_filter_order=64, attention=a.attention)
     base = status_kb("VmRSS")
-    model = tm.CausalLM(c, "attention" if name == "teacher" else "hyena")
+    model = tm.CausalLM(c, "attention" if name == "teacher" else "hyena").to(DEVICE)
     opt = tm.adamw(model)
+    run = maybe_compile(a, model)
     g = torch.Generator().manual_seed(0)
-    inp = torch.randint(0, a.vocab, (a.batch, a.seq), generator=g)
-    tgt = torch.randint(0, a.vocab, (a.batch, a.seq), generator=g)
+    inp = torch.randint(0, a.vocab, (a.batch, a.seq), generator=g).to(DEVICE)
+    tgt = torch.randint(0, a.vocab, (a.batch, a.seq), generator=g).to(DEVICE)
 
     def step():
-        logits = model(inp)
+        logits = run(inp)
         loss = F.cross_entropy(logits.view(-1, a.vocab), tgt.view(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     model.train()
-    t_step = median_seconds(a.reps, step)
+    t_step = median_seconds(a.reps, step, warmups=3 if a.compile else 1)
     model.eval()
 
     def fwd():
         with torch.no_grad():
-            model(inp)
+            run(inp)
 
-    t_fwd = median_seconds(a.reps, fwd)
+    t_fwd = median_seconds(a.reps, fwd, warmups=3 if a.compile else 1)
     tokens = a.batch * a.seq
-    emit({"impl": "torch", "model": name, "threads": torch.get_num_threads(),
-          "train_tokens_per_s": round(tokens / t_step), "forward_tokens_per_s": round(tokens / t_fwd),
-          "train_step_ms": round(t_step * 1e3, 2), "peak_rss_mb": round((status_kb("VmHWM") - base) / 1024, 1),
-          "base_rss_mb": round(base / 1024, 1), "params": sum(p.numel() for p in model.parameters()),
-          "torch": torch.__version__})
+    d = {"impl": "torch", "model": name, "threads": torch.get_num_threads(),
+         "train_tokens_per_s": round(tokens / t_step), "forward_tokens_per_s": round(tokens / t_fwd),
+         "train_step_ms": round(t_step * 1e3, 2), "peak_rss_mb": round((status_kb("VmHWM") - base) / 1024, 1),
+         "base_rss_mb": round(base / 1024, 1), "params": sum(p.numel() for p in model.parameters()),
+         "batch": a.batch, "seq": a.seq}
+    if DEVICE.type == "cuda":
+        d["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    d.update(run_info(a))
+    emit(d)
 
 
 def operator_gb(L, width, forward_only):
@@ -112,51 +152,132 @@ def bench_operator(a):
             continue
         torch.manual_seed(0)
         c = tm.Config(hidden=a.width, heads=1, max_seq=L, hyena_filter_order=64)
-        op = tm.HyenaOperator(c)
-        x = torch.randn(1, L, a.width)
+        op = tm.HyenaOperator(c).to(DEVICE)
+        fn = maybe_compile(a, op)
+        x = torch.randn(1, L, a.width, device=DEVICE)
         if a.forward_only:
             def run():
                 with torch.no_grad():
-                    op(x)
+                    fn(x)
         else:
             x.requires_grad_(True)
-            dy = torch.randn(1, L, a.width)
+            dy = torch.randn(1, L, a.width, device=DEVICE)
 
             def run():
                 x.grad = None
                 op.zero_grad(set_to_none=True)
-                op(x).backward(dy)
+                fn(x).backward(dy)
+        emit_timed(a, {"impl": "torch", "op": "hyena_operator", "L": L, "width": a.width}, key, run, base)
+        del op, fn, x
+
+
+def emit_timed(a, d, key, run, base):
+    """Times run() (a first call to warm up and pick the repetitions, about 3 s in all; compiled
+    code gets two more warm-ups) and emits d with the median under `key`."""
+    for _ in range(3 if a.compile else 0):
+        run()
+    sync()
+    a0 = time.perf_counter()
+    run()
+    sync()
+    one = time.perf_counter() - a0
+    reps = max(1, min(a.reps, int(3.0 / max(one, 1e-9))))
+    t = []
+    for _ in range(reps):
         a0 = time.perf_counter()
-        run()  # warm-up, and a first timing to pick the repetitions (about 3 s in all)
-        one = time.perf_counter() - a0
-        reps = max(1, min(a.reps, int(3.0 / max(one, 1e-9))))
-        t = []
-        for _ in range(reps):
-            a0 = time.perf_counter()
-            run()
-            t.append(time.perf_counter() - a0)
-        emit({"impl": "torch", "op": "hyena_operator", "L": L, "width": a.width,
-              key: round(statistics.median(t) * 1e3, 3), "threads": torch.get_num_threads(),
-              "peak_rss_mb": round((status_kb("VmHWM") - base) / 1024, 1)})
-        del op, x
+        run()
+        sync()
+        t.append(time.perf_counter() - a0)
+    d[key] = round(statistics.median(t) * 1e3, 3)
+    d["threads"] = torch.get_num_threads()
+    d["peak_rss_mb"] = round((status_kb("VmHWM") - base) / 1024, 1)
+    if DEVICE.type == "cuda":
+        d["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    d.update(run_info(a))
+    emit(d)
+
+
+def bench_conv(a):
+    """The long causal convolution alone: fftconv on (batch, width, L) and its backward."""
+    base = status_kb("VmRSS")
+    for L in sorted(a.lengths):
+        torch.manual_seed(0)
+        x = torch.randn(a.batch, a.width, L, device=DEVICE)
+        h = 0.1 * torch.randn(a.width, L, device=DEVICE)
+        fn = maybe_compile(a, tm.fftconv)
+
+        def fwd():
+            with torch.no_grad():
+                fn(x, h)
+
+        emit_timed(a, {"impl": "torch", "op": "long_conv", "L": L, "batch": a.batch, "width": a.width}, "fwd_ms", fwd,
+                   base)
+        xg, hg = x.clone().requires_grad_(True), h.clone().requires_grad_(True)
+        dy = torch.randn(a.batch, a.width, L, device=DEVICE)
+
+        def fwd_bwd():
+            xg.grad, hg.grad = None, None
+            fn(xg, hg).backward(dy)
+
+        emit_timed(a, {"impl": "torch", "op": "long_conv", "L": L, "batch": a.batch, "width": a.width}, "fwd_bwd_ms",
+                   fwd_bwd, base)
+        del x, h, xg, hg, dy
+
+
+def bench_attention(a):
+    """Causal SDPA attention alone on (1, heads, L, width / heads), forward + backward."""
+    if not hasattr(F, "scaled_dot_product_attention"):
+        raise SystemExit(f"--what attention needs PyTorch >= 2.0 (this is {torch.__version__})")
+    base = status_kb("VmRSS")
+    hd = a.width // a.heads
+    for L in sorted(a.lengths):
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(1, a.heads, L, hd, device=DEVICE, requires_grad=True) for _ in range(3))
+        dy = torch.randn(1, a.heads, L, hd, device=DEVICE)
+
+        def run():
+            q.grad, k.grad, v.grad = None, None, None
+            F.scaled_dot_product_attention(q, k, v, is_causal=True).backward(dy)
+
+        emit_timed(a, {"impl": "torch", "op": "sdpa_attention", "L": L, "width": a.width, "heads": a.heads},
+                   "fwd_bwd_ms", run, base)
+        del q, k, v, dy
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--what", choices=["train", "operator"], default="train")
+    p.add_argument("--what", choices=["train", "operator", "conv", "attention"], default="train")
     p.add_argument("--model", choices=["teacher", "hyena_student", "both"], default="both")
     for k, v in [("hidden", 128), ("layers", 4), ("heads", 4), ("mlp", 512), ("seq", 256), ("batch", 8),
                  ("vocab", 256), ("width", 128)]:
         p.add_argument("--" + k, type=int, default=v)
     p.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096, 16384, 65536])
     p.add_argument("--forward-only", action="store_true")
-    p.add_argument("--max-gb", type=float, default=8.0)
+    p.add_argument("--max-gb", type=float, default=None, help="skip operator lengths above this (default 8 on "
+                   "the CPU, 120 on cuda)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--attention", choices=["eager", "sdpa"], default="eager")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--tf32", action="store_true")
     a = p.parse_args()
+    global DEVICE
+    DEVICE = torch.device(a.device)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: PyTorch sees no GPU")
+    if a.max_gb is None:
+        a.max_gb = 120.0 if a.device == "cuda" else 8.0
+    if a.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32
+        torch.backends.cudnn.allow_tf32 = a.tf32
     torch.set_num_threads(a.threads)
     if a.what == "operator":
         bench_operator(a)
+    elif a.what == "conv":
+        bench_conv(a)
+    elif a.what == "attention":
+        bench_attention(a)
     elif a.model == "both":  # a fresh process per model, so peak RSS is per model
         for m in ["teacher", "hyena_student"]:
             args = [sys.executable, os.path.abspath(__file__)] + [x for x in sys.argv[1:]] + ["--model", m]

@@ -29,13 +29,19 @@ class Config:
 
     def __init__(self, vocab=256, hidden=128, layers=4, heads=4, intermediate=512, max_seq=256,
                  rotary_pct=0.25, rotary_base=10000.0, norm_eps=1e-5, hyena_order=2, hyena_filter_order=64,
-                 hyena_emb_dim=33, hyena_filter_layers=2, hyena_short_filter=3, hyena_sin_freq=1.0):
+                 hyena_emb_dim=33, hyena_filter_layers=2, hyena_short_filter=3, hyena_sin_freq=1.0,
+                 attention="eager"):
         self.vocab, self.hidden, self.layers, self.heads = vocab, hidden, layers, heads
         self.intermediate, self.max_seq = intermediate, max_seq
         self.rotary_pct, self.rotary_base, self.norm_eps = rotary_pct, rotary_base, norm_eps
         self.hyena_order, self.hyena_filter_order = hyena_order, hyena_filter_order
         self.hyena_emb_dim, self.hyena_filter_layers = hyena_emb_dim, hyena_filter_layers
         self.hyena_short_filter, self.hyena_sin_freq = hyena_short_filter, hyena_sin_freq
+        # "eager": softmax(q k^T) v written out; "sdpa": F.scaled_dot_product_attention (PyTorch >= 2.0,
+        # what Hugging Face transformers runs by default).
+        self.attention = attention
+        if attention not in ("eager", "sdpa"):
+            raise ValueError(f"attention must be eager or sdpa, got {attention}")
         if hidden % heads:
             raise ValueError(f"hidden ({hidden}) is not a multiple of heads ({heads})")
         if hyena_order < 2:
@@ -59,6 +65,9 @@ class Attention(nn.Module):
         self.heads, self.head_dim = c.heads, c.hidden // c.heads
         r = int(self.head_dim * c.rotary_pct)
         self.rot = r - r % 2  # rotary dims per head, even (rotary_config::dims_for)
+        self.sdpa = c.attention == "sdpa"
+        if self.sdpa and not hasattr(F, "scaled_dot_product_attention"):
+            raise RuntimeError(f"attention='sdpa' needs PyTorch >= 2.0 (this is {torch.__version__})")
         self.qkv = _linear(c.hidden, 3 * c.hidden)
         self.out = _linear(c.hidden, c.hidden)
         inv = c.rotary_base ** (-torch.arange(0, self.rot, 2, dtype=torch.float64) / max(self.rot, 1))
@@ -80,6 +89,9 @@ class Attention(nn.Module):
         B, L, D = x.shape
         qkv = self.qkv(x).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, H, L, hd)
         q, k, v = self._rotary(qkv[0], L), self._rotary(qkv[1], L), qkv[2]
+        if self.sdpa:
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.out(o.transpose(1, 2).reshape(B, L, D))
         s = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
         mask = torch.ones(L, L, dtype=torch.bool, device=x.device).triu(1)
         p = torch.softmax(s.masked_fill(mask, float("-inf")), dim=-1)
