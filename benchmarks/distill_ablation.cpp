@@ -44,7 +44,8 @@ namespace {
 struct args {
   std::string teacher, train, held, out, sample, corpus, variant = "distill", init = "attention", target = "mixer",
                                                  kd = "forward", gates = "ones";
-  index_t tokens = 0, batch = 8, seq = 256, eval_points = 20, curve_tokens = 0, filter_order = 64, order = 2;
+  index_t tokens = 0, batch = 8, seq = 256, eval_points = 20, curve_tokens = 0, filter_order = 64, order = 2,
+          rank = 1;
   double stage1_fraction = train::recommended_stage1_fraction, operator_fraction = -1, lr = 2e-3, stage1_lr = -1,
          tau = -1, alpha = -1, scratch_lr = 3e-3, weight_decay = -1, beta2 = -1,
          filter_lr_scale = -1;
@@ -132,7 +133,7 @@ void run(const args& a, Teacher& teacher) {
                      {"budget_tokens", a.tokens}, {"batch", a.batch}, {"seq", a.seq}, {"seed", a.seed}};
   nlohmann::json curve = nlohmann::json::array();
   const double t0 = now();
-  nn::hyena_hparams h{.order = a.order, .filter_order = a.filter_order};
+  nn::hyena_hparams h{.order = a.order, .filter_order = a.filter_order, .rank = a.rank};
   rng r(a.seed + 6);
   Student student = models::make_student<Student>(teacher, r, h);
   if (a.variant == "scratch") {
@@ -214,6 +215,7 @@ void run(const args& a, Teacher& teacher) {
   out["student"] = score(student, teacher, ctx, held_file.tokens(), a.batch, a.seq);
   out["teacher_scores"] = score(teacher, teacher, ctx, held_file.tokens(), a.batch, a.seq);
   out["parameters"] = student.parameter_count();
+  out["hyena"] = {{"order", a.order}, {"rank", a.rank}, {"filter_order", a.filter_order}};
   std::ofstream(fs::path(a.out) / "result.json") << out.dump(1) << '\n';
   std::printf("%s: held-out loss %.4f ppl %.3f KL %.4f (teacher ppl %.3f) in %.0f s\n", a.out.c_str(),
               out["student"]["loss"].get<double>(), out["student"]["ppl"].get<double>(),
@@ -257,6 +259,7 @@ int main(int argc, char** argv) {
   app.add_option("--filter-lr-scale", a.filter_lr_scale, "lr multiplier of the Hyena filters (default: the library's)");
   app.add_flag("--freeze-shared", a.freeze_shared, "stage 2 trains the mixers only");
   app.add_option("--order", a.order)->capture_default_str();
+  app.add_option("--rank", a.rank, "Hyena rank R (order 2)")->capture_default_str();
   app.add_option("--threads", a.threads)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   HYENA_CHECK(!a.sample.empty() || (!a.train.empty() && !a.held.empty()), "give --train and --held, or --sample");

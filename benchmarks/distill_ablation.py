@@ -13,6 +13,7 @@ tau 1, lr 2e-3, in all):
   all         attention initialisation + operator alignment
   default     what `hyena distill` runs: attention initialisation, the whole budget end to end
   default order 3    the same with an order-3 Hyena operator
+  default rank R     the same with a rank-R order-2 operator (R gate pairs and filters, nn/hyena.hpp)
 Suites:
   stories     llama2.c stories260K, data-free: corpora sampled from the teacher (1M training
               tokens, 15k held-out), budgets 500k and 1M student tokens
@@ -43,6 +44,8 @@ VARIANTS = {
     "all": BEFORE + ["--init", "attention", "--operator-fraction", "0.5"],
     "default": [],
     "default order 3": ["--order", "3"],
+    "default rank 4": ["--rank", "4"],
+    "default rank 16": ["--rank", "16"],
 }
 
 

@@ -17,7 +17,7 @@ namespace hyena::cli {
 struct distill_args {
   std::string teacher, train, valid, out, target = "mixer", init = "attention", gates = "ones", kd = "forward";
   train::distill_options o;  // the library's defaults are the measured recipe
-  index_t tokens = 0, stage1_tokens_per_layer = -1, stage2_tokens = -1, filter_order = 0, order = 2;
+  index_t tokens = 0, stage1_tokens_per_layer = -1, stage2_tokens = -1, filter_order = 0, order = 2, rank = 1;
   double stage1_fraction = train::recommended_stage1_fraction;
   bool no_resume = false;
   device_options dev;
@@ -36,6 +36,7 @@ void run_distill_on(const distill_args& a) {
       if (!a.valid.empty()) valid_file = open_tokens(a.valid, teacher.config().vocab);
       nn::hyena_hparams h;
       h.order = a.order;
+      h.rank = a.rank;
       if (a.filter_order > 0) h.filter_order = a.filter_order;
       rng r(a.o.train.seed);
       auto student = models::make_student<Student>(teacher, r, h);
@@ -47,10 +48,11 @@ void run_distill_on(const distill_args& a) {
       o.init = a.init == "random" ? train::student_init::random : train::student_init::attention;
       o.attention.gates = a.gates == "qk" ? train::gate_init::qk : train::gate_init::ones;
       train::parse_kd(a.kd, o);
-      if (o.init == train::student_init::random && a.order != 2) o.stage1_operator_fraction = 0;
-      if (a.order != 2 && o.stage1_operator_fraction > 0) {
-        std::fprintf(stderr, "distill: operator alignment is defined for order 2; order %lld uses output alignment only\n",
-                     (long long)a.order);
+      const bool one_matrix = a.order == 2 && a.rank == 1;  // what operator alignment fits
+      if (o.init == train::student_init::random && !one_matrix) o.stage1_operator_fraction = 0;
+      if (!one_matrix && o.stage1_operator_fraction > 0) {
+        std::fprintf(stderr, "distill: operator alignment is defined for order 2, rank 1; order %lld rank %lld uses "
+                     "output alignment only\n", (long long)a.order, (long long)a.rank);
         o.stage1_operator_fraction = 0;
       }
       HYENA_CHECK(o.train.seq <= teacher.config().max_seq, "distill: --seq ", o.train.seq,

@@ -135,6 +135,15 @@ if [[ -f "$stories/stories260K.bin" ]]; then
     --tokens 30 --threads 1 > s_modal.txt 2> modal.err || fail "generate from the modal form: $(cat modal.err)"
   grep -q "^Once" s_modal.txt || fail "modal generate: $(cat s_modal.txt)"
   expect_error "modal decode without a modal form" generate --model distilled/model.safetensors --prompt x --decode modal
+  # A rank-2 student: the rank is saved with the checkpoint and read back by eval and generate.
+  "$hyena" distill --teacher "$stories/stories260K.bin" --train stories.tok --out distilled_rank2 --batch 2 --seq 32 \
+    --stage2-tokens 256 --rank 2 --threads 1 > /dev/null 2>&1 || fail "distill --rank 2"
+  "$hyena" eval --model distilled_rank2/model.safetensors --data stories.tok --seq 32 --json --threads 1 \
+    | grep -q '"arch":"hyena_llama"' || fail "eval of the rank-2 student"
+  "$hyena" "${gen_s[@]/distilled\//distilled_rank2/}" --decode exact > r_exact.txt 2> /dev/null || fail "rank-2 generate"
+  "$hyena" "${gen_s[@]/distilled\//distilled_rank2/}" --decode recompute > r_recompute.txt 2> /dev/null ||
+    fail "rank-2 generate --decode recompute"
+  cmp -s r_exact.txt r_recompute.txt || fail "rank 2: exact and recomputed greedy text differ"
   echo "ok: llama2.c teacher -> generate, prepare, eval, distill"
 elif [[ "${HYENA_REQUIRE_DATA:-0}" == 1 ]]; then
   fail "HYENA_REQUIRE_DATA=1 but $stories/stories260K.bin is missing"

@@ -101,6 +101,10 @@ TEST_CASE("decoder: incremental logits equal the full forward at every position 
                                           {.order = 3, .filter_order = 16, .short_filter = 4});
   auto s3 = make<models::hyena_student<models::llama<backend::cpu>>>(c3, 9, 2);
   CHECK(worst_relative_gap(s3, 2, 17, 50, 10) < 1e-5);
+  models::lm_config<nn::hyena_hparams> cr(models::llama_config(23, 32, 2, 4, 2, 48, 96),
+                                          {.filter_order = 16, .rank = 3});
+  auto sr = make<models::hyena_student<models::llama<backend::cpu>>>(cr, 11, 2);
+  CHECK(worst_relative_gap(sr, 2, 17, 50, 10) < 1e-5);
 }
 
 TEST_CASE("decoder: reset restarts one row while others go on; positions are bounded") {
@@ -229,6 +233,29 @@ TEST_CASE("modal decoding: logits track the exact path within a bound set by the
     CHECK(worst / top <= 10 * std::sqrt(err) + 1e-5);
     CHECK(worst / top < previous);
     previous = worst / top;
+  }
+  {  // Rank 3: every branch's filter gets its own modes.
+    models::lm_config<nn::hyena_hparams> cr(models::gpt_neox_config(29, 32, 2, 4, 64, 128),
+                                            {.filter_order = 16, .rank = 3});
+    auto mr = make<models::hyena_student<models::gpt_neox<backend::cpu>>>(cr, 33, 2);
+    auto form = models::fit_modal_form(mr, ctx, {.modes = 32});
+    models::decoder<decltype(mr)> exact(mr, ctx, 1, 128), modal(mr, ctx, 1, 128, &form);
+    double worst = 0, top = 0, err = 0;
+    const float* le = exact.prefill(ctx, prompt.v());
+    std::vector<float> e(le, le + 29);
+    const float* lm = modal.prefill(ctx, prompt.v());
+    for (std::size_t t = 20;; ++t) {
+      for (index_t v = 0; v < 29; ++v)
+        worst = std::max(worst, double(std::abs(e[std::size_t(v)] - lm[v]))), top = std::max(top, double(std::abs(e[std::size_t(v)])));
+      if (t == toks.size()) break;
+      le = exact.step(ctx, std::span(&toks[t], 1));
+      e.assign(le, le + 29);
+      lm = modal.step(ctx, std::span(&toks[t], 1));
+    }
+    for (double f : form.filter_error) err = std::max(err, f);
+    INFO("rank 3, 32 modes: filter error ", err, ", worst logit gap ", worst / top);
+    CHECK(form.filter_error.size() == 2);
+    CHECK(worst / top <= 10 * std::sqrt(err) + 1e-5);
   }
   // Modal decoding has no position limit.
   auto form = models::fit_modal_form(m, ctx, {.modes = 8});

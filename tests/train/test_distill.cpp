@@ -104,56 +104,62 @@ TEST_CASE("distill: attention init maps a uniform-attention teacher to its close
     }
 
   using S = models::hyena_student<models::llama<backend::cpu>>;
-  auto student = models::make_student<S>(teacher, r, {.filter_order = 32});
-  train::attention_init_options o;
-  o.filter_fit_steps = 600;
-  auto errors = train::init_student_from_attention(ctx, teacher, student, profile, {0}, o);
-  REQUIRE(errors.size() == 1);
-  CHECK(errors[0] < 0.02);
-  auto& p = student.block_parameters(0).mix;
-  // v rows are V's rows of the channel's kv head; gates are 1; the short conv is the identity.
-  for (index_t ch = 0; ch < D; ++ch) {
-    const index_t kv = (ch / Dh) / 2, src = (4 + 2 + kv) * Dh + ch % Dh;
-    CHECK(std::equal(p.in_proj.weight.data + (2 * D + ch) * D, p.in_proj.weight.data + (2 * D + ch + 1) * D,
-                     att.qkv.weight.data + src * D));
-    for (index_t j = 0; j < 2; ++j) {
-      CHECK(p.in_proj.bias.data[j * D + ch] == 1.0f);
-      CHECK(std::all_of(p.in_proj.weight.data + (j * D + ch) * D, p.in_proj.weight.data + (j * D + ch + 1) * D,
-                        [](float w) { return w == 0.0f; }));
-    }
-  }
-  CHECK(std::equal(p.out_proj.weight.data, p.out_proj.weight.data + D * D, att.out.weight.data));
-  for (index_t ch = 0; ch < 3 * D; ++ch) CHECK(p.short_filter.weight.data[ch * 3 + 2] == 1.0f);
-
-  // The student's mixer output is the Toeplitz attention O (T_hbar (V x)) within the fit error.
-  using blk = S::block_type;
-  blk::cache k;
-  arena<float> ka;
-  ka.bind(k, student.config(), 1, L);
-  tensor<float> x({1, L, D});
-  fill_normal(x.v(), r);
-  blk::mixer::forward(ctx, blk::mixer_config(student.config()), p, k.mix, x.v(), k.mixer_out);
-  std::vector<double> v(std::size_t(L * D)), mixed(std::size_t(L * D), 0.0);
-  for (index_t t = 0; t < L; ++t)
+  // Rank R: branch 0 as at rank 1, branches r > 0 off (x0_r = 0) with x1_r about 1.
+  for (index_t R : {1, 3}) {
+    INFO("rank ", R);
+    auto student = models::make_student<S>(teacher, r, {.filter_order = 32, .rank = R});
+    train::attention_init_options o;
+    o.filter_fit_steps = 600;
+    auto errors = train::init_student_from_attention(ctx, teacher, student, profile, {0}, o);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0] < 0.02);
+    auto& p = student.block_parameters(0).mix;
+    // v rows are V's rows of the channel's kv head; gates are 1; the short conv is the identity.
     for (index_t ch = 0; ch < D; ++ch) {
-      const index_t src = (4 + 2 + (ch / Dh) / 2) * Dh + ch % Dh;
-      double acc = 0;
-      for (index_t i = 0; i < D; ++i) acc += double(att.qkv.weight.data[src * D + i]) * x.data()[t * D + i];
-      v[std::size_t(t * D + ch)] = acc;
+      const index_t kv = (ch / Dh) / 2, src = (4 + 2 + kv) * Dh + ch % Dh;
+      CHECK(std::equal(p.in_proj.weight.data + (2 * R * D + ch) * D, p.in_proj.weight.data + (2 * R * D + ch + 1) * D,
+                       att.qkv.weight.data + src * D));
+      for (index_t j = 0; j < 2 * R; ++j) {
+        auto zero = [](float w) { return w == 0.0f; };
+        const bool gate = j == 0 || j == R, off = j > 0 && j < R;
+        CHECK(p.in_proj.bias.data[j * D + ch] == (off ? 0.0f : 1.0f));
+        CHECK(std::all_of(p.in_proj.weight.data + (j * D + ch) * D, p.in_proj.weight.data + (j * D + ch + 1) * D,
+                          zero) == (gate || off));
+      }
     }
-  for (index_t t = 0; t < L; ++t)
-    for (index_t ch = 0; ch < D; ++ch)
-      for (index_t s = 0; s <= t; ++s) mixed[std::size_t(t * D + ch)] += profile.at(0, ch / Dh, t - s) * v[std::size_t(s * D + ch)];
-  double err = 0, norm = 0;
-  for (index_t t = 0; t < L; ++t)
-    for (index_t o2 = 0; o2 < D; ++o2) {
-      double y = 0;
-      for (index_t ch = 0; ch < D; ++ch) y += double(att.out.weight.data[o2 * D + ch]) * mixed[std::size_t(t * D + ch)];
-      err += std::pow(double(k.mixer_out.data[t * D + o2]) - y, 2);
-      norm += y * y;
-    }
-  INFO("relative output error ", std::sqrt(err / norm));
-  CHECK(std::sqrt(err / norm) < 0.1);
+    CHECK(std::equal(p.out_proj.weight.data, p.out_proj.weight.data + D * D, att.out.weight.data));
+    for (index_t ch = 0; ch < (2 * R + 1) * D; ++ch) CHECK(p.short_filter.weight.data[ch * 3 + 2] == 1.0f);
+
+    // The student's mixer output is the Toeplitz attention O (T_hbar (V x)) within the fit error.
+    using blk = S::block_type;
+    blk::cache k;
+    arena<float> ka;
+    ka.bind(k, student.config(), 1, L);
+    tensor<float> x({1, L, D});
+    fill_normal(x.v(), r);
+    blk::mixer::forward(ctx, blk::mixer_config(student.config()), p, k.mix, x.v(), k.mixer_out);
+    std::vector<double> v(std::size_t(L * D)), mixed(std::size_t(L * D), 0.0);
+    for (index_t t = 0; t < L; ++t)
+      for (index_t ch = 0; ch < D; ++ch) {
+        const index_t src = (4 + 2 + (ch / Dh) / 2) * Dh + ch % Dh;
+        double acc = 0;
+        for (index_t i = 0; i < D; ++i) acc += double(att.qkv.weight.data[src * D + i]) * x.data()[t * D + i];
+        v[std::size_t(t * D + ch)] = acc;
+      }
+    for (index_t t = 0; t < L; ++t)
+      for (index_t ch = 0; ch < D; ++ch)
+        for (index_t s = 0; s <= t; ++s) mixed[std::size_t(t * D + ch)] += profile.at(0, ch / Dh, t - s) * v[std::size_t(s * D + ch)];
+    double err = 0, norm = 0;
+    for (index_t t = 0; t < L; ++t)
+      for (index_t o2 = 0; o2 < D; ++o2) {
+        double y = 0;
+        for (index_t ch = 0; ch < D; ++ch) y += double(att.out.weight.data[o2 * D + ch]) * mixed[std::size_t(t * D + ch)];
+        err += std::pow(double(k.mixer_out.data[t * D + o2]) - y, 2);
+        norm += y * y;
+      }
+    INFO("relative output error ", std::sqrt(err / norm));
+    CHECK(std::sqrt(err / norm) < 0.1);
+  }
 }
 
 TEST_CASE("distill: stage 0 + 1 lower each layer's operator and output error, bottom to top") {
@@ -327,10 +333,15 @@ TEST_CASE("distill: budgets, divergence names and bad options") {
   CHECK(o.kd_topk == 16);
   CHECK_THROWS_WITH_AS(train::parse_kd("topk:0", o), doctest::Contains("topk:K"), hyena::error);
   CHECK_THROWS_WITH_AS(train::parse_kd("sideways", o), doctest::Contains("unknown divergence"), hyena::error);
-  // Operator alignment needs an order-2 student.
+  // Operator alignment needs an order-2, rank-1 student.
   o = options();
   o.stage1_steps_per_layer = 4;
   models::hyena_student<teacher_t> order3({tiny(), {.order = 3, .filter_order = 16}});
   CHECK_THROWS_WITH_AS((train::distiller<teacher_t, student_t>(teacher, order3, o)),
-                       doctest::Contains("order-2"), hyena::error);
+                       doctest::Contains("order-2, rank-1"), hyena::error);
+  models::hyena_student<teacher_t> rank2({tiny(), {.filter_order = 16, .rank = 2}});
+  CHECK_THROWS_WITH_AS((train::distiller<teacher_t, student_t>(teacher, rank2, o)), doctest::Contains("rank 2"),
+                       hyena::error);
+  o.stage1_operator_fraction = 0;  // output alignment alone is fine at any rank
+  CHECK_NOTHROW((train::distiller<teacher_t, student_t>(teacher, rank2, o)));
 }

@@ -19,6 +19,11 @@
 //                          so lag 0 is exact.
 // Orders N > 2 (documented extension): filters h_2 .. h_{N-1} are fitted to 0 with D_i = 1,
 // so those steps are the identity and the operator starts as the order-2 one.
+// Rank R > 1: branch 0 is the order-2 start above. Every other branch starts switched off but
+// ready to learn the content-dependent part, as a LoRA update starts at zero: x0_r <- 0 (zero
+// weights and bias, so the operator's output is exactly branch 0's), x1_r keeps its random
+// weights with bias 1 (about 1, different per branch, so the branches' gradients differ), and
+// h_r, D_r take the same Toeplitz fit as branch 0.
 #pragma once
 #include <cmath>
 #include <string>
@@ -161,7 +166,8 @@ std::vector<double> init_student_from_attention(typename Student::context& ctx, 
   const auto& sc = student.config();
   const auto ac = nn::attention_config::from(tc);
   const auto hc = Student::block_type::mixer_config(sc);
-  const index_t D = sc.hidden, N = hc.order, Dh = ac.head_dim(), H = ac.heads, KV = ac.kv_heads, seq = profile.seq;
+  const index_t D = sc.hidden, R = hc.rank, nb = hc.blocks(), Dh = ac.head_dim(), H = ac.heads, KV = ac.kv_heads;
+  const index_t seq = profile.seq;
   HYENA_CHECK(tc.hidden == sc.hidden, "attention init: teacher and student widths differ (", tc.hidden, " vs ",
               sc.hidden, ")");
   HYENA_CHECK(seq <= sc.max_seq, "attention init: the lag profile's length ", seq, " exceeds the student's max_seq ",
@@ -173,30 +179,38 @@ std::vector<double> init_student_from_attention(typename Student::context& ctx, 
     auto& a = teacher.block_parameters(tl).mix;
     auto& p = student.block_parameters(l).mix;
     auto& g = student.block_gradients(l).mix;
-    // in_proj: gates, then v. Weight rows are copied by the backend; the biases are assembled on
-    // the host (the teacher's qkv bias read back) and copied once.
+    // in_proj: gates, then v (the last block). Weight rows are copied by the backend; the biases
+    // are assembled on the host (the teacher's qkv bias and the student's own read back) and
+    // copied once.
     const std::vector<T> qkv_bias = a.qkv.bias.empty() ? std::vector<T>() : to_host_vector(a.qkv.bias);
-    std::vector<T> in_bias(static_cast<std::size_t>(p.in_proj.bias.numel()));
+    std::vector<T> in_bias = to_host_vector(p.in_proj.bias);
     auto bias_of = [&](index_t src) { return qkv_bias.empty() ? T(0) : qkv_bias[std::size_t(src)]; };
-    for (index_t j = 0; j < N; ++j)
+    const index_t x1_block = R > 1 ? R : 1;  // branch 0's second gate
+    for (index_t j = 0; j + 1 < nb; ++j) {
+      const bool off = R > 1 && j > 0 && j < R;       // x0_r, r > 0: zero
+      const bool about_one = R > 1 && j > R;          // x1_r, r > 0: random weights, bias 1
       for (index_t c = 0; c < D; ++c) {
         T* row = p.in_proj.weight.data + (j * D + c) * D;
         const index_t head = c / Dh, i = c % Dh;
         index_t src = -1;  // qkv row the gate copies (qk reading), -1 for a constant 1
         if (o.gates == gate_init::qk && j == 0) src = head * Dh + i;
-        if (o.gates == gate_init::qk && j == 1) src = (H + head / (H / KV)) * Dh + i;
-        if (src < 0) {
-          B::fill(ctx, D, T(0), row);
+        if (o.gates == gate_init::qk && j == x1_block) src = (H + head / (H / KV)) * Dh + i;
+        if (about_one) {
           in_bias[std::size_t(j * D + c)] = T(1);
+        } else if (src < 0) {
+          B::fill(ctx, D, T(0), row);
+          in_bias[std::size_t(j * D + c)] = off ? T(0) : T(1);
         } else {
           B::copy(ctx, D, static_cast<const T*>(a.qkv.weight.data + src * D), row);
           in_bias[std::size_t(j * D + c)] = bias_of(src);
         }
       }
+    }
+    const index_t vb = nb - 1;
     for (index_t c = 0; c < D; ++c) {
       const index_t src = (H + KV + (c / Dh) / (H / KV)) * Dh + c % Dh;
-      B::copy(ctx, D, static_cast<const T*>(a.qkv.weight.data + src * D), p.in_proj.weight.data + (N * D + c) * D);
-      in_bias[std::size_t(N * D + c)] = bias_of(src);
+      B::copy(ctx, D, static_cast<const T*>(a.qkv.weight.data + src * D), p.in_proj.weight.data + (vb * D + c) * D);
+      in_bias[std::size_t(vb * D + c)] = bias_of(src);
     }
     copy_from_host(p.in_proj.bias, in_bias.data());
     B::copy(ctx, D * D, static_cast<const T*>(a.out.weight.data), p.out_proj.weight.data);
@@ -208,18 +222,20 @@ std::vector<double> init_student_from_attention(typename Student::context& ctx, 
     for (index_t c = 0; c < width; ++c) taps[std::size_t(c * K + K - 1)] = T(1);
     copy_from_host(p.short_filter.weight, taps.data());
     B::fill(ctx, width, T(0), p.short_filter.bias.data);
-    // Filters: h_1 the Toeplitz projection of the channel's head, h_2.. zero.
-    const index_t channels = (N - 1) * D;
-    std::vector<double> target(std::size_t(channels * seq), 0.0), h;
-    for (index_t c = 0; c < D; ++c)
-      for (index_t k = 0; k < seq; ++k) target[std::size_t(c * seq + k)] = profile.at(tl, c / Dh, k);
+    // Filters: h_1 (every branch's at rank R) the Toeplitz projection of the channel's head,
+    // h_2.. zero.
+    const index_t convs = hc.convs(), fitted = R > 1 ? R : 1;
+    std::vector<double> target(std::size_t(convs * D * seq), 0.0), h;
+    for (index_t r = 0; r < fitted; ++r)
+      for (index_t c = 0; c < D; ++c)
+        for (index_t k = 0; k < seq; ++k) target[std::size_t((r * D + c) * seq + k)] = profile.at(tl, c / Dh, k);
     errors.push_back(fit_implicit_filter<B, T>(ctx, hc.filter(), p.filter, g.filter, target, seq, o.filter_fit_steps,
                                                o.filter_fit_lr, h));
     std::vector<T> skip(static_cast<std::size_t>(p.bias.numel()));
-    for (index_t i = 0; i < N - 1; ++i)
+    for (index_t i = 0; i < convs; ++i)
       for (index_t c = 0; c < D; ++c) {
         const std::size_t at = std::size_t((i * D + c) * seq);
-        skip[std::size_t(i * D + c)] = static_cast<T>((i == 0 ? target[at] : 1.0) - h[at]);
+        skip[std::size_t(i * D + c)] = static_cast<T>((i < fitted ? target[at] : 1.0) - h[at]);
       }
     copy_from_host(p.bias, skip.data());
     bar.update(l + 1, errors.back());

@@ -195,14 +195,18 @@ class distiller {
                    "Hyena student (use init = random and stage1_operator_fraction = 0)");
     }
     if (operator_steps() > 0) {
-      HYENA_CHECK(s_.config().mixer.order == 2, "distiller: operator alignment is defined for order-2 Hyena ",
-                  "operators, the student's order is ", s_.config().mixer.order,
-                  " (use stage1_operator_fraction = 0)");
+      HYENA_CHECK(single_mixing_matrix(), "distiller: operator alignment is ",
+                  "defined for order-2, rank-1 Hyena operators, the student's are order ", s_.config().mixer.order,
+                  ", rank ", s_.config().mixer.rank, " (use stage1_operator_fraction = 0)");
     }
   }
 
   const std::vector<index_t>& layer_map() const { return o_.layer_map; }
   const distill_options& options() const { return o_; }
+
+  // Whether the student's mixer has the one mixing matrix diag(x0) T_h diag(x1) per channel
+  // that operator alignment fits (a Hyena operator of order 2 and rank 1).
+  bool single_mixing_matrix() const { return s_.config().mixer.order == 2 && s_.config().mixer.rank == 1; }
 
   // Stage-1 steps per layer spent on operator alignment, and on output alignment.
   index_t operator_steps() const {
@@ -346,12 +350,12 @@ class distiller {
         outp += nn::mse_loss<B>(ctx, s_cache_.mixer_out, t_cache_.mixer_out) /
                 mean_square(ctx, t_cache_.mixer_out);
         if constexpr (attention_teacher && hyena_student) {
-          if (s_.config().mixer.order == 2) op += operator_loss(ctx, l, nullptr, 1.0);
+          if (single_mixing_matrix()) op += operator_loss(ctx, l, nullptr, 1.0);
         }
       }
       f.output_error = outp / double(o_.fit_batches);
       if constexpr (attention_teacher && hyena_student) {
-        if (s_.config().mixer.order == 2) f.operator_error = op / double(o_.fit_batches);
+        if (single_mixing_matrix()) f.operator_error = op / double(o_.fit_batches);
       }
       out.push_back(f);
     }

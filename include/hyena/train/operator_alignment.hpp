@@ -33,8 +33,9 @@ class operator_alignment {
   double operator()(context& ctx, const typename op::config& c, const typename op::params& p,
                     const typename op::cache& k, ctview probs, index_t head_dim, typename op::params* g,
                     double grad_scale = 1.0, dist::communicator& comm = dist::local()) {
-    HYENA_CHECK(c.order == 2, "operator alignment: an order-", c.order, " Hyena operator has no single mixing ",
-                "matrix to align; it is defined for order 2 (use stage1_operator_fraction = 0)");
+    HYENA_CHECK(c.order == 2 && c.rank == 1, "operator alignment: an order-", c.order, " rank-", c.rank,
+                " Hyena operator's mixing matrix is not diag(x0) T_h diag(x1); alignment is defined for order 2, rank 1 ",
+                "(use stage1_operator_fraction = 0)");
     const index_t batch = k.in_proj.x.size(0), seq = k.in_proj.x.size(1), D = c.hidden;
     HYENA_CHECK(probs.rank() == 4 && probs.size(0) == batch && probs.size(2) == seq && probs.size(3) == seq &&
                     probs.contiguous(),
