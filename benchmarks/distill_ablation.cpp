@@ -43,12 +43,12 @@ namespace {
 
 struct args {
   std::string teacher, train, held, out, sample, corpus, variant = "distill", init = "attention", target = "mixer",
-                                                 kd = "forward", gates = "ones";
+                                                 kd = "forward", gates = "ones", branches = "off";
   index_t tokens = 0, batch = 8, seq = 256, eval_points = 20, curve_tokens = 0, filter_order = 64, order = 2,
           rank = 1;
   double stage1_fraction = train::recommended_stage1_fraction, operator_fraction = -1, lr = 2e-3, stage1_lr = -1,
          tau = -1, alpha = -1, scratch_lr = 3e-3, weight_decay = -1, beta2 = -1,
-         filter_lr_scale = -1;
+         filter_lr_scale = -1, taylor_scale = 1;
   bool freeze_shared = false;
   std::uint64_t seed = 5;
   int threads = 0;
@@ -159,6 +159,8 @@ void run(const args& a, Teacher& teacher) {
     d.freeze_shared = a.freeze_shared;
     d.init = a.init == "random" ? train::student_init::random : train::student_init::attention;
     d.attention.gates = a.gates == "qk" ? train::gate_init::qk : train::gate_init::ones;
+    d.attention.branches = train::parse_branch_init(a.branches);
+    d.attention.taylor_scale = a.taylor_scale;
     d.stage1_target = a.target == "block" ? train::transfer_target::block_output : train::transfer_target::mixer_output;
     if (a.operator_fraction >= 0) d.stage1_operator_fraction = a.operator_fraction;
     if (a.stage1_lr > 0) d.stage1_lr = a.stage1_lr;
@@ -195,6 +197,8 @@ void run(const args& a, Teacher& teacher) {
       if (!std::isnan(rec.val_loss)) curve.push_back({stage1_tokens + rec.tokens, rec.val_loss});
     out["recipe"] = {{"init", a.init},
                      {"gates", a.gates},
+                     {"branches", a.branches},
+                     {"taylor_scale", a.taylor_scale},
                      {"stage1_fraction", a.stage1_fraction},
                      {"stage1_steps_per_layer", d.stage1_steps_per_layer},
                      {"operator_fraction", d.stage1_operator_fraction},
@@ -244,6 +248,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--init", a.init)->capture_default_str();
   app.add_option("--gates", a.gates)->capture_default_str();
+  app.add_option("--branches", a.branches, "rank > 1: branches after the first start off or taylor")
+      ->capture_default_str();
+  app.add_option("--taylor-scale", a.taylor_scale, "gamma of --branches taylor")->capture_default_str();
   app.add_option("--target", a.target)->capture_default_str();
   app.add_option("--kd", a.kd)->capture_default_str();
   app.add_option("--stage1-fraction", a.stage1_fraction)->capture_default_str();

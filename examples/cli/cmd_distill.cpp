@@ -49,6 +49,8 @@ void add_distill_command(CLI::App& app) {
   c->add_flag("--no-resume", a->no_resume, "start afresh even if --out has a checkpoint");
   c->add_option("--order", a->order, "Hyena order N")->capture_default_str();
   c->add_option("--rank", a->rank, "Hyena rank R: gate pairs of an order-2 operator (nn/hyena.hpp)")->capture_default_str();
+  c->add_option("--branches", a->branches, "rank > 1: the branches after the first start off (x0 = 0) or as the "
+                 "first-order terms of the teacher's softmax score (taylor)")->capture_default_str();
   c->add_option("--filter-order", a->filter_order, "width of the implicit filter FFN (default 64)");
   add_device_options(c, a->dev);
   c->callback([a] {

@@ -15,7 +15,8 @@
 namespace hyena::cli {
 
 struct distill_args {
-  std::string teacher, train, valid, out, target = "mixer", init = "attention", gates = "ones", kd = "forward";
+  std::string teacher, train, valid, out, target = "mixer", init = "attention", gates = "ones", kd = "forward",
+              branches = "off";
   train::distill_options o;  // the library's defaults are the measured recipe
   index_t tokens = 0, stage1_tokens_per_layer = -1, stage2_tokens = -1, filter_order = 0, order = 2, rank = 1;
   double stage1_fraction = train::recommended_stage1_fraction;
@@ -47,6 +48,7 @@ void run_distill_on(const distill_args& a) {
       o.stage1_target = a.target == "block" ? train::transfer_target::block_output : train::transfer_target::mixer_output;
       o.init = a.init == "random" ? train::student_init::random : train::student_init::attention;
       o.attention.gates = a.gates == "qk" ? train::gate_init::qk : train::gate_init::ones;
+      o.attention.branches = train::parse_branch_init(a.branches);
       train::parse_kd(a.kd, o);
       const bool one_matrix = a.order == 2 && a.rank == 1;  // what operator alignment fits
       if (o.init == train::student_init::random && !one_matrix) o.stage1_operator_fraction = 0;

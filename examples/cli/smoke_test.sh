@@ -144,6 +144,13 @@ if [[ -f "$stories/stories260K.bin" ]]; then
   "$hyena" "${gen_s[@]/distilled\//distilled_rank2/}" --decode recompute > r_recompute.txt 2> /dev/null ||
     fail "rank-2 generate --decode recompute"
   cmp -s r_exact.txt r_recompute.txt || fail "rank 2: exact and recomputed greedy text differ"
+  "$hyena" distill --teacher "$stories/stories260K.bin" --train stories.tok --out distilled_taylor --batch 2 \
+    --seq 32 --stage2-tokens 64 --rank 3 --branches taylor --threads 1 > taylor.out 2> /dev/null ||
+    fail "distill --rank 3 --branches taylor"
+  grep -q "rank 3: branches after the first as the softmax score's first-order terms" taylor.out ||
+    fail "taylor plan: $(cat taylor.out)"
+  expect_error "unknown --branches" distill --teacher "$stories/stories260K.bin" --train stories.tok --out bad_b \
+    --rank 2 --branches sideways --stage2-tokens 64 --threads 1
   echo "ok: llama2.c teacher -> generate, prepare, eval, distill"
 elif [[ "${HYENA_REQUIRE_DATA:-0}" == 1 ]]; then
   fail "HYENA_REQUIRE_DATA=1 but $stories/stories260K.bin is missing"

@@ -162,6 +162,71 @@ TEST_CASE("distill: attention init maps a uniform-attention teacher to its close
   }
 }
 
+TEST_CASE("distill: taylor branches add gamma hbar (q' . k') / sqrt(d) to the mixing matrix, rotary included") {
+  // Branches 1.. of a rank-R student started as score terms: their summed mixing matrix
+  // sum_r x0_r[t] (h_r[t-s] + [t=s] D_r) x1_r[s] of channel c is the first-order softmax term
+  // gamma hbar_head(c)[t-s] q'_t . k'_s / sqrt(d), with q', k' the teacher's rotated q and k.
+  const index_t L = 12, D = 16, heads = 4, Dh = 4;
+  auto c = models::llama_config(256, D, 1, heads, 2, 32, 64);  // GQA, every coordinate rotated
+  models::llama<backend::cpu> teacher(c);
+  rng r(5);
+  teacher.init(r);
+  auto& att = teacher.block_parameters(0).mix;
+  for (index_t i = 0; i < att.qkv.weight.numel(); ++i) att.qkv.weight.data[i] *= 10.0f;  // sizeable q, k
+  backend::host_context ctx(1);
+  auto corpus = testing::toy_corpus(4000);
+  auto profile = train::measure_lag_profile(teacher, ctx, std::span<const std::int32_t>(corpus), 2, L, 3, 9);
+  using S = models::hyena_student<models::llama<backend::cpu>>;
+  const auto terms = train::rotary_score_terms(Dh, Dh, c.rotary_base);
+  REQUIRE(terms.size() == 2 * Dh);
+  const index_t R = 1 + index_t(terms.size());
+  auto student = models::make_student<S>(teacher, r, {.filter_order = 32, .rank = R});
+  train::attention_init_options o;
+  o.filter_fit_steps = 800;
+  o.branches = train::branch_init::taylor;
+  o.taylor_scale = 0.5;
+  auto errors = train::init_student_from_attention(ctx, teacher, student, profile, {0}, o);
+  INFO("filter fit error ", errors[0]);
+  CHECK(errors[0] < 0.05);
+
+  tensor<float> x({1, L, D}), y({1, L, D});
+  fill_normal(x.v(), r);
+  using sblk = S::block_type;
+  sblk::cache sk;
+  arena<float> ska;
+  ska.bind(sk, student.config(), 1, L);
+  auto& p = student.block_parameters(0).mix;
+  sblk::mixer::forward(ctx, sblk::mixer_config(student.config()), p, sk.mix, x.v(), y.v());
+  using tblk = models::llama<backend::cpu>::block_type;
+  tblk::cache tk;
+  arena<float> tka;
+  tka.bind(tk, teacher.config(), 1, L);
+  tblk::mixer::forward(ctx, tblk::mixer_config(teacher.config()), att, tk.mix, x.v(), y.v());
+  const float* qkv = tk.mix.qkv.data;  // (1, L, (heads + 2 kv) Dh), q and k rotated
+  const index_t qkv_dim = (heads + 2 * 2) * Dh, n = L * D;
+  double err = 0, norm = 0;
+  for (index_t ch = 0; ch < D; ++ch) {
+    const index_t head = ch / Dh, kv = head / 2;
+    for (index_t t = 0; t < L; ++t)
+      for (index_t s0 = 0; s0 <= t; ++s0) {
+        double m = 0;
+        for (index_t b = 1; b < R; ++b) {
+          const double hb = sk.mix.h.data[(b * D + ch) * L + (t - s0)] + (t == s0 ? p.bias.data[b * D + ch] : 0.0f);
+          m += double(sk.mix.blocks.data[b * n + t * D + ch]) * hb * sk.mix.blocks.data[(R + b) * n + s0 * D + ch];
+        }
+        double qk = 0;
+        for (index_t i = 0; i < Dh; ++i)
+          qk += double(qkv[t * qkv_dim + head * Dh + i]) * qkv[s0 * qkv_dim + (heads + kv) * Dh + i];
+        const double expect = 0.5 * profile.at(0, head, t - s0) * qk / std::sqrt(double(Dh));
+        err += (m - expect) * (m - expect);
+        norm += expect * expect;
+      }
+  }
+  INFO("relative error of the taylor branches' mixing matrix ", std::sqrt(err / norm));
+  CHECK(norm > 0);
+  CHECK(std::sqrt(err / norm) < 0.1);  // a wrong sign of the sine terms gives about 1
+}
+
 TEST_CASE("distill: stage 0 + 1 lower each layer's operator and output error, bottom to top") {
   auto tokens = testing::toy_corpus(20000);
   std::span<const std::int32_t> span(tokens);

@@ -19,11 +19,17 @@
 //                          so lag 0 is exact.
 // Orders N > 2 (documented extension): filters h_2 .. h_{N-1} are fitted to 0 with D_i = 1,
 // so those steps are the identity and the operator starts as the order-2 one.
-// Rank R > 1: branch 0 is the order-2 start above. Every other branch starts switched off but
-// ready to learn the content-dependent part, as a LoRA update starts at zero: x0_r <- 0 (zero
-// weights and bias, so the operator's output is exactly branch 0's), x1_r keeps its random
+// Rank R > 1: branch 0 is the order-2 start above. The others (branches = off) start switched
+// off but ready to learn the content-dependent part, as a LoRA update starts at zero: x0_r <- 0
+// (zero weights and bias, so the operator's output is exactly branch 0's), x1_r keeps its random
 // weights with bias 1 (about 1, different per branch, so the branches' gradients differ), and
-// h_r, D_r take the same Toeplitz fit as branch 0.
+// h_r, D_r take the same Toeplitz fit as branch 0. Or (branches = taylor) they start as the
+// first-order term of softmax around the Toeplitz mean, P[t, s] ~ hbar[t-s] (1 + gamma S[t, s]),
+// with the rotary score S = q_t' . k_s' / sqrt(d) written as products of one q and one k
+// coordinate: for rotary pair (a, b) = (i, i + rot/2) turned by theta_i per position,
+//   q_t' . k_s' = cos(theta lag) (q_a k_a + q_b k_b) + sin(theta lag) (q_a k_b - q_b k_a),
+// so four branches per pair (x0 <- q_a, x1 <- k_a, h <- gamma hbar cos(theta lag) / sqrt(d), ...)
+// and one per un-rotated coordinate, d + rot branches in all; branches past those start off.
 #pragma once
 #include <cmath>
 #include <string>
@@ -49,9 +55,18 @@ template <class B, class T>
 inline constexpr bool is_hyena_mixer<nn::hyena_operator<B, T>> = true;
 
 enum class gate_init { ones, qk };
+enum class branch_init { off, taylor };  // rank > 1: the branches after the first (see the header)
+
+// "off" or "taylor", as a user types it.
+inline branch_init parse_branch_init(const std::string& name) {
+  HYENA_CHECK(name == "off" || name == "taylor", "attention init: branches must be off or taylor, got '", name, "'");
+  return name == "taylor" ? branch_init::taylor : branch_init::off;
+}
 
 struct attention_init_options {
   gate_init gates = gate_init::ones;
+  branch_init branches = branch_init::off;
+  double taylor_scale = 1.0;       // gamma of branches = taylor
   index_t batches = 8;             // teacher batches whose attention gives the lag profile
   index_t filter_fit_steps = 400;  // Adam steps fitting each layer's implicit filter
   double filter_fit_lr = 1e-2;
@@ -66,6 +81,33 @@ struct lag_profile {
     return layers.at(std::size_t(layer))[std::size_t(head * seq + lag)];
   }
 };
+
+// One first-order term of a head's rotary attention score (see the header): the product of
+// q coordinate q_dim at the query and k coordinate k_dim at the key, modulated over the lag by
+// sign * cos(theta lag) or sign * sin(theta lag).
+struct score_term {
+  index_t q_dim = 0, k_dim = 0;
+  double theta = 0, sign = 1;
+  bool sine = false;
+  double at(index_t lag) const { return sign * (sine ? std::sin(theta * double(lag)) : std::cos(theta * double(lag))); }
+};
+
+// Every term of q' . k' for a head of head_dim coordinates whose first rot_dims turn in
+// rotate-half pairs (nn/rotary.hpp): 4 per pair, then 1 per un-rotated coordinate.
+inline std::vector<score_term> rotary_score_terms(index_t head_dim, index_t rot_dims, double base) {
+  std::vector<score_term> out;
+  const index_t half = rot_dims / 2;
+  for (index_t i = 0; i < half; ++i) {
+    const double theta = std::pow(base, -2.0 * double(i) / double(rot_dims));
+    const index_t a = i, b = i + half;
+    out.push_back({a, a, theta, 1, false});
+    out.push_back({b, b, theta, 1, false});
+    out.push_back({a, b, theta, 1, true});
+    out.push_back({b, a, theta, -1, true});
+  }
+  for (index_t i = rot_dims; i < head_dim; ++i) out.push_back({i, i, 0.0, 1, false});
+  return out;
+}
 
 // Measures the teacher's lag profile on `batches` random windows of `tokens`. The teacher
 // runs in training mode (every layer's attention cache kept) and is left so.
@@ -172,6 +214,9 @@ std::vector<double> init_student_from_attention(typename Student::context& ctx, 
               sc.hidden, ")");
   HYENA_CHECK(seq <= sc.max_seq, "attention init: the lag profile's length ", seq, " exceeds the student's max_seq ",
               sc.max_seq);
+  const std::vector<score_term> terms = o.branches == branch_init::taylor
+                                            ? rotary_score_terms(Dh, ac.rot_dims(), ac.rotary_base)
+                                            : std::vector<score_term>();
   std::vector<double> errors;
   progress_bar bar("stage 0, attention init", sc.layers, 0, progress);
   for (index_t l = 0; l < sc.layers; ++l) {
@@ -186,15 +231,23 @@ std::vector<double> init_student_from_attention(typename Student::context& ctx, 
     std::vector<T> in_bias = to_host_vector(p.in_proj.bias);
     auto bias_of = [&](index_t src) { return qkv_bias.empty() ? T(0) : qkv_bias[std::size_t(src)]; };
     const index_t x1_block = R > 1 ? R : 1;  // branch 0's second gate
+    // Branch r > 0's score term under branches = taylor (nullptr: the branch starts off).
+    auto term_of = [&](index_t r) -> const score_term* {
+      return r > 0 && std::size_t(r - 1) < terms.size() ? &terms[std::size_t(r - 1)] : nullptr;
+    };
     for (index_t j = 0; j + 1 < nb; ++j) {
-      const bool off = R > 1 && j > 0 && j < R;       // x0_r, r > 0: zero
-      const bool about_one = R > 1 && j > R;          // x1_r, r > 0: random weights, bias 1
+      const index_t branch = R > 1 ? j % R : 0;
+      const score_term* term = R > 1 && j != 0 && j != R ? term_of(branch) : nullptr;
+      const bool off = R > 1 && j > 0 && j < R && !term;       // x0_r, r > 0: zero
+      const bool about_one = R > 1 && j > R && !term;          // x1_r, r > 0: random weights, bias 1
       for (index_t c = 0; c < D; ++c) {
         T* row = p.in_proj.weight.data + (j * D + c) * D;
         const index_t head = c / Dh, i = c % Dh;
-        index_t src = -1;  // qkv row the gate copies (qk reading), -1 for a constant 1
+        index_t src = -1;  // qkv row the gate copies (qk reading, a score term), -1 for a constant 1
         if (o.gates == gate_init::qk && j == 0) src = head * Dh + i;
         if (o.gates == gate_init::qk && j == x1_block) src = (H + head / (H / KV)) * Dh + i;
+        if (term && j < R) src = head * Dh + term->q_dim;
+        if (term && j > R) src = (H + head / (H / KV)) * Dh + term->k_dim;
         if (about_one) {
           in_bias[std::size_t(j * D + c)] = T(1);
         } else if (src < 0) {
@@ -223,12 +276,16 @@ std::vector<double> init_student_from_attention(typename Student::context& ctx, 
     copy_from_host(p.short_filter.weight, taps.data());
     B::fill(ctx, width, T(0), p.short_filter.bias.data);
     // Filters: h_1 (every branch's at rank R) the Toeplitz projection of the channel's head,
-    // h_2.. zero.
+    // times gamma / sqrt(d) and its modulation for a score term; h_2.. zero.
     const index_t convs = hc.convs(), fitted = R > 1 ? R : 1;
     std::vector<double> target(std::size_t(convs * D * seq), 0.0), h;
-    for (index_t r = 0; r < fitted; ++r)
+    for (index_t r = 0; r < fitted; ++r) {
+      const score_term* term = term_of(r);
+      const double scale = term ? o.taylor_scale / std::sqrt(double(Dh)) : 1.0;
       for (index_t c = 0; c < D; ++c)
-        for (index_t k = 0; k < seq; ++k) target[std::size_t((r * D + c) * seq + k)] = profile.at(tl, c / Dh, k);
+        for (index_t k = 0; k < seq; ++k)
+          target[std::size_t((r * D + c) * seq + k)] = profile.at(tl, c / Dh, k) * scale * (term ? term->at(k) : 1.0);
+    }
     errors.push_back(fit_implicit_filter<B, T>(ctx, hc.filter(), p.filter, g.filter, target, seq, o.filter_fit_steps,
                                                o.filter_fit_lr, h));
     std::vector<T> skip(static_cast<std::size_t>(p.bias.numel()));

@@ -231,8 +231,14 @@ class distiller {
        << (o_.init == student_init::attention
                ? std::string("from the teacher's attention (v, out_proj; gates ") +
                      (o_.attention.gates == gate_init::ones ? "1" : "q, k") + "; Toeplitz filters)"
-               : std::string("initialised at random"))
-       << "\n";
+               : std::string("initialised at random"));
+    if constexpr (hyena_student) {
+      if (o_.init == student_init::attention && s_.config().mixer.rank > 1)
+        os << "; rank " << s_.config().mixer.rank << ": branches after the first "
+           << (o_.attention.branches == branch_init::taylor ? "as the softmax score's first-order terms"
+                                                            : "off (x0 = 0)");
+    }
+    os << "\n";
     if (o_.stage1_steps_per_layer > 0)
       os << "  stage 1: " << layers << " layers x " << o_.stage1_steps_per_layer << " steps (" << operator_steps()
          << " operator alignment, " << output_steps() << " "
