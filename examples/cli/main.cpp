@@ -3,9 +3,17 @@
 // Started by an MPI launcher (`mpirun -np N hyena train|distill ...`, built with MPI), every
 // rank runs the same command data parallel (docs/guide.md, "Many processes"); rank 0 alone
 // prints and writes. An error on any rank ends the whole job (MPI_Abort), naming the rank.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
+#ifdef __linux__
+#include <unistd.h>
+#endif
 
 #include <hyena/config.hpp>
 #ifdef HYENA_WITH_MPI
@@ -15,7 +23,47 @@
 #include "commands.hpp"
 #include "common.hpp"
 
+namespace {
+
+// Runnable tasks on this machine besides this process: the least of a few looks 5 ms apart at
+// /proc/stat's procs_running (which counts this process too), so a task that only passes by
+// drops out. 0 where it cannot be read.
+int other_runnable_tasks() {
+  long least = -1;
+  for (int look = 0; look < 4; ++look) {
+    if (look > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::ifstream stat("/proc/stat");
+    for (std::string line; std::getline(stat, line);)
+      if (line.rfind("procs_running ", 0) == 0) {
+        const long running = std::atol(line.c_str() + 14) - 1;
+        least = least < 0 ? running : std::min(least, running);
+      }
+  }
+  return int(std::max(0L, least));
+}
+
+// OpenMP threads that spin at a barrier hold their cores while they wait, and a run stalls when
+// another process deschedules one of them. Measured here (docs/results.md section 5,
+// benchmarks/under_load.sh): beside busy processes, passive waiting (threads sleep at once) was
+// faster than libgomp's default spinning; on an idle machine it was slower. The runtime reads
+// its wait policy once, when the program loads, so when other tasks are running at start and
+// the user chose no policy (OMP_WAIT_POLICY, or libgomp's GOMP_SPINCOUNT), the CLI starts itself
+// again, once, with OMP_WAIT_POLICY=passive. If the restart fails the command runs as it was.
+void restart_with_passive_waiting_if_busy(char** argv) {
+#ifdef __linux__
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  if (other_runnable_tasks() == 0) return;
+  if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+  execv("/proc/self/exe", argv);  // returns only on failure
+#else
+  (void)argv;
+#endif
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  restart_with_passive_waiting_if_busy(argv);
   std::unique_ptr<hyena::dist::communicator> ranks;
 #ifdef HYENA_WITH_MPI
   if (hyena::dist::launched_by_mpi()) {
