@@ -19,9 +19,9 @@
 //
 // The long convolutions are causal, so output t depends on inputs 0..t only.
 //
-// Layout: in_proj runs as N+1 products, one per D-wide block of its output, so p and s are
-// stored blocked, (N+1, batch, seq, D): every x_i and v is then a contiguous (batch, seq, D)
-// tensor the elementwise and convolution ops use in place, with no strided copies in or out.
+// Layout: in_proj runs as one product per D-wide block of its output (N+1 blocks, or 2R+1), so
+// p and s are stored blocked, (blocks, batch, seq, D): every gate and v is then a contiguous
+// (batch, seq, D) tensor the elementwise and convolution ops use in place, with no strided copies.
 #pragma once
 #include "decode_positions.hpp"
 #include "implicit_filter.hpp"

@@ -87,7 +87,7 @@ inline modal_fit fit_modes(const double* h, index_t len, index_t modes, index_t 
 }
 
 // The modal form of one Hyena operator: every filter of length `len` (<= max_seq) fitted with
-// `modes` modes (fit_len as in fit_modes). Fills poles / residues ((order-1) hidden, modes, 2)
+// `modes` modes (fit_len as in fit_modes). Fills poles / residues (convs() hidden, modes, 2)
 // and returns the layer's relative error ||h - h_modal||^2 / ||h||^2 over all its filters.
 template <class B, class T>
 double fit_hyena_modal(typename B::context& ctx, const hyena_config& c, const typename hyena_operator<B, T>::params& p,

@@ -15,8 +15,9 @@ namespace hyena::nn {
 template <class T>
 struct hyena_modal_form {
   index_t modes = 0;
-  // Per layer, ((order - 1) * hidden, modes, 2): lambda and R as (re, im), channel-major in
-  // the order of the operator's filters (filter i's channels at rows (i - 1) * hidden ..).
+  // Per layer, (convs * hidden, modes, 2) with convs = hyena_config::convs() (order - 1, or the
+  // rank): lambda and R as (re, im), channel-major in the order of the operator's filters
+  // (filter i's channels at rows i * hidden ..).
   std::vector<tensor<T>> poles, residues;
   std::vector<double> filter_error;  // per layer: ||h - h_modal||^2 / ||h||^2 over the fitted length
 };

@@ -33,7 +33,7 @@ V leading(const V& v, const shape& s, const char* what) {
 }
 
 struct implicit_filter_config {
-  index_t channels = 0;  // number of filters: (order - 1) * hidden in a Hyena operator
+  index_t channels = 0;  // number of filters: convs() * hidden in a Hyena operator (nn/hyena.hpp)
   index_t emb_dim = 3;   // positional features, 2K + 1 for K bands
   index_t width = 64;    // FFN width (safari's filter order)
   index_t inner = 2;     // inner width -> width sin layers
