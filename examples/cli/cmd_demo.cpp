@@ -26,6 +26,8 @@ struct demo_args {
   double stage1_fraction = train::recommended_stage1_fraction, lr = 0;
   train::distill_options d;  // the measured recipe; the demo sets the budget, lr and folders
   std::string init = "attention", kd = "forward";
+  index_t rank = train::recommended_rank;  // both students' Hyena rank (order 2)
+  bool operator_fraction_given = false;
   std::uint64_t seed = 0;
   int threads = 0;
 };
@@ -173,7 +175,8 @@ void run_demo(const demo_args& a) {
        test_f = write(corpus.test, "test.tok");
 
   auto cfg = preset(a.preset, "gpt_neox", tok.vocab_size());
-  const auto hyena = preset_hyena(a.preset);
+  auto hyena = preset_hyena(a.preset);
+  hyena.rank = a.rank;  // the scratch student has the distilled one's architecture, rank included
   const index_t seq = cfg.max_seq;
   auto trainer_opts = [&](index_t tokens, const std::string& label, const std::string& run) {
     train::trainer_options o;
@@ -231,6 +234,9 @@ void run_demo(const demo_args& a) {
   d.train.min_lr = d.train.lr / 10;
   d.init = a.init == "random" ? train::student_init::random : train::student_init::attention;
   train::parse_kd(a.kd, d);
+  // Operator alignment fits one mixing matrix per channel (rank 1); asked for by name at a higher
+  // rank, the distiller refuses it.
+  if (hyena.rank > 1 && !a.operator_fraction_given) d.stage1_operator_fraction = 0;
   train::set_token_budget(d, student_tokens, cfg.layers, a.stage1_fraction);
   d.train.warmup = std::max<index_t>(1, d.train.steps / 20);
   d.train.eval_every = std::max<index_t>(1, d.train.steps / budget.eval_points);
@@ -256,8 +262,8 @@ void run_demo(const demo_args& a) {
      << ", test " << test_f.size() << "\n"
      << "- preset `" << a.preset << "`: GPT-NeoX shape, width " << cfg.hidden << ", " << cfg.layers << " layers, "
      << cfg.heads << " heads, MLP " << cfg.intermediate << ", context " << seq << ", batch " << batch
-     << "; the students replace attention by an order-" << hyena.order << " Hyena operator (filter FFN "
-     << hyena.filter_order << ")\n"
+     << "; the students replace attention by an order-" << hyena.order << ", rank-" << hyena.rank
+     << " Hyena operator (filter FFN " << hyena.filter_order << ")\n"
      << "- evaluation: " << (eval_tokens > 0 ? "the first " + std::to_string(eval_tokens) + " tokens" : std::string("all tokens"))
      << " of each split, non-overlapping windows of " << seq << "\n"
      << "- distillation (" << d_rep.tokens << " tokens):\n\n```\n" << distiller.describe() << "```\n\n";
@@ -289,18 +295,25 @@ void run_demo(const demo_args& a) {
     std::vector<std::pair<std::string, const std::vector<train::layer_fit>*>> cols{{"after stage 0", &d_res.fit_initial}};
     if (!d_res.fit.empty()) cols.push_back({"after stage 1", &d_res.fit});
     if (!d_res.fit_final.empty()) cols.push_back({"distilled", &d_res.fit_final});
+    // The operator error exists for rank-1 students only (one mixing matrix per channel).
+    const bool has_operator = !std::isnan(d_res.fit_initial[0].operator_error);
     md << "How well each Hyena mixer fits its teacher layer (normalised errors on held-out windows, given the "
-          "teacher's input to the layer; 0 is exact, 1 is no better than zero; operator: the mixing matrices "
-          "against the attention matrices, output: the mixer output):\n\n| layer |";
-    for (auto& c : cols) md << " operator, " << c.first << " | output, " << c.first << " |";
+          "teacher's input to the layer; 0 is exact, 1 is no better than zero; "
+       << (has_operator ? "operator: the mixing matrices against the attention matrices, " : "")
+       << "output: the mixer output):\n\n| layer |";
+    for (auto& c : cols) md << (has_operator ? " operator, " + c.first + " |" : "") << " output, " << c.first << " |";
     md << "\n|---|";
-    for (std::size_t i = 0; i < cols.size(); ++i) md << "---|---|";
+    for (std::size_t i = 0; i < cols.size(); ++i) md << (has_operator ? "---|---|" : "---|");
     md << "\n";
     for (std::size_t l = 0; l < d_res.fit_initial.size(); ++l) {
       md << "| " << l << " |";
       for (auto& c : cols) {
         char buf[64];
-        std::snprintf(buf, sizeof buf, " %.4f | %.4f |", (*c.second)[l].operator_error, (*c.second)[l].output_error);
+        if (has_operator) {
+          std::snprintf(buf, sizeof buf, " %.4f |", (*c.second)[l].operator_error);
+          md << buf;
+        }
+        std::snprintf(buf, sizeof buf, " %.4f |", (*c.second)[l].output_error);
         md << buf;
       }
       md << "\n";
@@ -331,8 +344,11 @@ void add_demo_command(CLI::App& app) {
   c->add_option("--stage1-lr", a->d.stage1_lr, "stage 1 learning rate")->capture_default_str();
   c->add_option("--init", a->init, "distilled student's mixers: from the teacher's attention, or at random")
       ->check(CLI::IsMember({"attention", "random"}))->capture_default_str();
-  c->add_option("--operator-fraction", a->d.stage1_operator_fraction, "share of stage 1 spent on operator alignment")
-      ->capture_default_str();
+  auto* operator_fraction = c->add_option("--operator-fraction", a->d.stage1_operator_fraction,
+                                          "share of stage 1 spent on operator alignment (rank 1 only)")
+                                ->capture_default_str();
+  c->add_option("--rank", a->rank, "Hyena rank R of both students (R gate pairs of an order-2 operator)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   c->add_option("--kd", a->kd, "stage 2 divergence: forward, reverse or topk:K")->capture_default_str();
   c->add_option("--lr", a->lr, "peak learning rate (default: the preset's)");
   c->add_option("--tau", a->d.tau, "distillation temperature")->capture_default_str();
@@ -342,7 +358,10 @@ void add_demo_command(CLI::App& app) {
   c->add_option("--eval-tokens", a->eval_tokens, "tokens of each split to evaluate (0: all; default: the preset's)");
   c->add_option("--seed", a->seed, "seed")->capture_default_str();
   c->add_option("--threads", a->threads, "threads (default: all)");
-  c->callback([a] { run_demo(*a); });
+  c->callback([a, operator_fraction] {
+    a->operator_fraction_given = operator_fraction->count() > 0;
+    run_demo(*a);
+  });
 }
 
 }  // namespace hyena::cli

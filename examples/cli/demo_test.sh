@@ -12,6 +12,8 @@ grep -q "Hyena student, distilled" "$out/report.md"
 grep -q "Hyena student, from scratch" "$out/report.md"
 grep -q "teacher (GPT-NeoX" "$out/report.md"
   grep -q "How well each Hyena mixer fits" "$out/report.md"
+grep -q "rank-4 Hyena operator" "$out/report.md" || { echo "demo_test: the students are not rank 4"; exit 1; }
+if grep -qw nan "$out/report.md"; then echo "demo_test: nan in the report"; cat "$out/report.md"; exit 1; fi
 # The demo's own models load back through `hyena eval`.
 "$hyena" eval --model "$out/distilled/model.safetensors" --data "$out/data/valid.tok" --seq 64 --max-tokens 512 --json \
   | grep -q '"perplexity"'

@@ -18,9 +18,11 @@ struct distill_args {
   std::string teacher, train, valid, out, target = "mixer", init = "attention", gates = "ones", kd = "forward",
               branches = "off";
   train::distill_options o;  // the library's defaults are the measured recipe
-  index_t tokens = 0, stage1_tokens_per_layer = -1, stage2_tokens = -1, filter_order = 0, order = 2, rank = 1;
+  // rank 0: train::recommended_rank at order 2, else 1 (student_rank()).
+  index_t tokens = 0, stage1_tokens_per_layer = -1, stage2_tokens = -1, filter_order = 0, order = 2, rank = 0;
   double stage1_fraction = train::recommended_stage1_fraction;
-  bool no_resume = false;
+  bool no_resume = false, operator_fraction_given = false;
+  index_t student_rank() const { return rank > 0 ? rank : order == 2 ? train::recommended_rank : 1; }
   device_options dev;
 };
 
@@ -37,7 +39,7 @@ void run_distill_on(const distill_args& a) {
       if (!a.valid.empty()) valid_file = open_tokens(a.valid, teacher.config().vocab);
       nn::hyena_hparams h;
       h.order = a.order;
-      h.rank = a.rank;
+      h.rank = a.student_rank();
       if (a.filter_order > 0) h.filter_order = a.filter_order;
       rng r(a.o.train.seed);
       auto student = models::make_student<Student>(teacher, r, h);
@@ -50,13 +52,13 @@ void run_distill_on(const distill_args& a) {
       o.attention.gates = a.gates == "qk" ? train::gate_init::qk : train::gate_init::ones;
       o.attention.branches = train::parse_branch_init(a.branches);
       train::parse_kd(a.kd, o);
-      const bool one_matrix = a.order == 2 && a.rank == 1;  // what operator alignment fits
-      if (o.init == train::student_init::random && !one_matrix) o.stage1_operator_fraction = 0;
-      if (!one_matrix && o.stage1_operator_fraction > 0) {
-        std::fprintf(stderr, "distill: operator alignment is defined for order 2, rank 1; order %lld rank %lld uses "
-                     "output alignment only\n", (long long)a.order, (long long)a.rank);
-        o.stage1_operator_fraction = 0;
-      }
+      // Operator alignment fits one mixing matrix per channel (order 2, rank 1). Other students
+      // align outputs only, unless the user asked for it by name: then the distiller's check refuses.
+      const bool one_matrix = a.order == 2 && h.rank == 1;
+      HYENA_CHECK(one_matrix || !a.operator_fraction_given || o.stage1_operator_fraction == 0,
+                  "distill: --operator-fraction aligns the mixing matrices of order-2, rank-1 students; this one is "
+                  "order ", a.order, ", rank ", h.rank, " (add --rank 1, or drop --operator-fraction)");
+      if (!one_matrix) o.stage1_operator_fraction = 0;
       HYENA_CHECK(o.train.seq <= teacher.config().max_seq, "distill: --seq ", o.train.seq,
                   " exceeds the teacher's max_seq ", teacher.config().max_seq);
       // The budget: explicit per-stage tokens, else --tokens (default: one pass over the file).
@@ -70,8 +72,9 @@ void run_distill_on(const distill_args& a) {
       HYENA_CHECK(o.stage1_steps_per_layer > 0 || o.train.steps > 0, "distill: the budget is below one step of ",
                   per_step, " tokens (batch x seq); raise --tokens or lower --batch/--seq");
       train::distiller<Teacher, Student> d(teacher, student, o);
-      std::printf("distill: %s teacher %s -> %s student (%lld parameters)\n%s", arch.c_str(), a.teacher.c_str(),
-                  student_arch(arch).c_str(), (long long)student.parameter_count(), d.describe().c_str());
+      std::printf("distill: %s teacher %s -> %s student (order-%lld rank-%lld Hyena operator, %lld parameters)\n%s",
+                  arch.c_str(), a.teacher.c_str(), student_arch(arch).c_str(), (long long)h.order, (long long)h.rank,
+                  (long long)student.parameter_count(), d.describe().c_str());
       std::fflush(stdout);
       auto report = run_distiller(d, student, ctx, train_file.tokens(), valid_file.tokens(), "distilled");
       if (world().is_root()) save_model(a.out + "/model.safetensors", student, student_arch(arch));

@@ -109,15 +109,22 @@ if [[ -f "$stories/stories260K.bin" ]]; then
   "$hyena" eval --model "$stories/stories260K.bin" --data stories.tok --seq 64 --json --threads 1 > teacher_eval.json \
     || fail "eval of a llama2.c checkpoint"
   grep -q '"arch":"llama"' teacher_eval.json || fail "llama2.c eval: $(cat teacher_eval.json)"
+  # Rank 1 with a stage 1: operator alignment, then output alignment, through the CLI.
   "$hyena" distill --teacher "$stories/stories260K.bin" --train stories.tok --out distilled --batch 2 --seq 32 \
-    --stage1-tokens-per-layer 128 --stage2-tokens 256 --threads 1 > distill.out 2> /dev/null \
+    --stage1-tokens-per-layer 128 --stage2-tokens 256 --rank 1 --threads 1 > distill.out 2> /dev/null \
     || fail "distill from a llama2.c teacher"
   [[ -s distilled/model.safetensors ]] || fail "distilled/model.safetensors missing"
+  grep -q "rank-1 Hyena operator" distill.out || fail "--rank 1: $(head -n 2 distill.out)"
+  grep -q "stage 1: .*([1-9][0-9]* operator alignment" distill.out || fail "no operator alignment: $(cat distill.out)"
+  expect_error "operator alignment at rank 4" distill --teacher "$stories/stories260K.bin" --train stories.tok \
+    --out bad_op --stage1-tokens-per-layer 128 --operator-fraction 0.5 --threads 1
+  grep -q "add --rank 1" bad.err || fail "operator alignment at rank 4: $(cat bad.err)"
   # No budget flags: the default recipe over one pass of the training file, its plan printed first.
   "$hyena" distill --teacher "$stories/stories260K.bin" --train stories.tok --out distilled_default --batch 2 \
     --seq 32 --threads 1 > distill_default.out 2> /dev/null || fail "distill with the default budget"
   grep -q "^distillation plan: [1-9]" distill_default.out || fail "no plan: $(cat distill_default.out)"
   grep -q "stage 0: .*from the teacher's attention" distill_default.out || fail "default init: $(cat distill_default.out)"
+  grep -q "order-2 rank-4 Hyena operator" distill_default.out || fail "default rank: $(head -n 1 distill_default.out)"
   grep -q " on 0 tokens" distill_default.out && fail "default distill trained on 0 tokens"
   grep -q '"label":"stage 1 fit"' distilled_default/metrics.jsonl || fail "no per-layer fit in metrics.jsonl"
   "$hyena" eval --model distilled/model.safetensors --data stories.tok --seq 32 --json --threads 1 \
