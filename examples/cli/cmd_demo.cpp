@@ -32,7 +32,7 @@ struct demo_args {
   int threads = 0;
 };
 
-// Budgets that finish the preset on 2 cores in about six minutes ("small", measured) or seconds ("tiny").
+// Budgets that finish the preset on 2 cores in about nine minutes ("small" at rank 4, measured) or seconds ("tiny").
 struct preset_budget {
   index_t batch, teacher_tokens, student_tokens, eval_tokens, eval_points;
   double lr;
@@ -334,7 +334,7 @@ void add_demo_command(CLI::App& app) {
   c->add_option("--corpus", a->corpus, "a text file (default: WikiText-2 from HYENA_DATA_DIR, else Debian's fortunes)")
       ->check(CLI::ExistingFile);
   c->add_option("--out", a->out, "run folder")->capture_default_str();
-  c->add_option("--preset", a->preset, "tiny (seconds), small (~6 min on 2 cores) or pythia-70m")
+  c->add_option("--preset", a->preset, "tiny (seconds), small (~9 min on 2 cores) or pythia-70m")
       ->check(CLI::IsMember({"tiny", "small", "pythia-70m"}))->capture_default_str();
   c->add_option("--teacher-tokens", a->teacher_tokens, "teacher training tokens (default: the preset's)");
   c->add_option("--teacher", a->teacher, "reuse this teacher (a demo's teacher/model.safetensors) instead of training one")

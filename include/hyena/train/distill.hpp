@@ -119,10 +119,10 @@ inline constexpr double recommended_stage1_fraction = 0.0;
 
 // The Hyena rank that `hyena distill` and the demo give an order-2 student by default
 // (nn::hyena_hparams::rank; the library's own default stays 1, the paper's operator). In the
-// ablation (docs/results.md section 3) rank 4 beat rank 1 on every suite and budget at about the
-// same training time: held-out ppl 4.689 against 4.821 on stories260K at 1M tokens, 4.992 against
-// 5.147 on WikiText-2 bytes at 600k. Higher ranks gain a little more (4.623 at 16) for R times the
-// filters and gates.
+// ablation (docs/results.md section 3) rank 4 beat rank 1 at equal tokens on every suite and
+// budget: held-out ppl 4.689 against 4.821 on stories260K at 1M tokens, 4.992 against 5.147 on
+// WikiText-2 bytes at 600k. The price: up to 1.7x the training time per token (the demo's
+// shape). Higher ranks gain a little more (4.623 at 16) for R times the filters and gates.
 inline constexpr index_t recommended_rank = 4;
 
 // "forward", "reverse" or "topk:K" (the --kd spelling) into o.kd and o.kd_topk.
