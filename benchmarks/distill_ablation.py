@@ -7,19 +7,23 @@ student from scratch against distilled ones that add, one at a time, what issue 
 Variants (each one `build/benchmarks/distill_ablation` run; stage 2 is 0.8 forward KL + 0.2 CE at
 tau 1, lr 2e-3, in all):
   scratch     cross-entropy from a random initialisation (lr 3e-3)
+  scratch rank 4     the same student shape as "default rank 4", from scratch
   baseline    the recipe before: random mixers, 25% of the budget in stage 1 (mixer-output alignment)
   +init       baseline with the attention initialisation (stage 0)
   +operator   baseline with operator alignment in stage 1 (half of each layer's steps)
   all         attention initialisation + operator alignment
-  default     what `hyena distill` runs: attention initialisation, the whole budget end to end
+  default     attention initialisation, the whole budget end to end (rank 1)
   default order 3    the same with an order-3 Hyena operator
-  default rank R     the same with a rank-R order-2 operator (R gate pairs and filters, nn/hyena.hpp)
+  default rank R     the same with a rank-R order-2 operator (R gate pairs and filters, nn/hyena.hpp);
+                     `hyena distill` and the demo run "default rank 4"
 Suites:
   stories     llama2.c stories260K, data-free: corpora sampled from the teacher (1M training
               tokens, 15k held-out), budgets 500k and 1M student tokens
   wikitext    the demo's GPT-NeoX teacher on byte-level WikiText-2 (trained by `hyena demo`
               if --demo has none), budgets 300k and 600k (--wikitext-budgets), 10 held-out
               points of 131k tokens per run
+  rank-sweep  stories260K at 1M tokens only, "default" at the ranks and settings of SWEEP
+              (its own table; JSON key stories/1000000/rank_sweep)
 Writes docs/results/distill_ablation.json (every run's numbers and curves, and per budget the
 tokens each distilled run needed to reach the scratch run's final held-out loss) and one PNG
 of held-out loss against student tokens per suite and budget under docs/results/.
@@ -46,7 +50,27 @@ VARIANTS = {
     "default order 3": ["--order", "3"],
     "default rank 4": ["--rank", "4"],
     "default rank 16": ["--rank", "16"],
+    "scratch rank 4": ["--variant", "scratch", "--rank", "4"],
 }
+# A distilled variant's from-scratch student of the same shape: its reach is reported against both.
+SAME_SHAPE_SCRATCH = {"default rank 4": "scratch rank 4"}
+
+# The rank sweep (--suite rank-sweep): the default recipe on stories260K at 1M tokens, one run per
+# row, each the flags it adds to the default.
+SWEEP = {
+    "rank 1": [],
+    "rank 2": ["--rank", "2"],
+    "rank 4 (hyena distill's default)": ["--rank", "4"],
+    "rank 8": ["--rank", "8"],
+    "rank 8, lr 3e-3": ["--rank", "8", "--lr", "3e-3"],
+    "rank 16": ["--rank", "16"],
+    "rank 16, seed 6": ["--rank", "16", "--seed", "6"],
+    "rank 32": ["--rank", "32"],
+    "rank 17, taylor branches, gamma 1": ["--rank", "17", "--branches", "taylor"],
+    "rank 17, taylor branches, gamma 1, seed 6": ["--rank", "17", "--branches", "taylor", "--seed", "6"],
+    "rank 17, taylor branches, gamma 0.5": ["--rank", "17", "--branches", "taylor", "--taylor-scale", "0.5"],
+}
+SWEEP_BUDGET = 1_000_000
 
 
 def data_dir():
@@ -99,8 +123,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--out", default=os.path.join(ROOT, "runs", "ablation"))
-    ap.add_argument("--suite", default="all", choices=["stories", "wikitext", "all"])
-    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
+    ap.add_argument("--suite", default="all", choices=["stories", "wikitext", "all", "rank-sweep"],
+                    help="all: stories and wikitext (the sweep runs only when named)")
+    ap.add_argument("--variants", default=None, help="comma-separated subset of the suite's variants "
+                    "(default: all of VARIANTS, or of SWEEP for rank-sweep)")
     ap.add_argument("--demo", default=None, help="a `hyena demo --preset small` run folder (default: OUT/demo)")
     ap.add_argument("--threads", default="1", help="threads per run")
     ap.add_argument("--jobs", type=int, default=2, help="runs side by side (2 single-thread runs use 2 cores "
@@ -110,15 +136,21 @@ def main():
     ap.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "distill_ablation.json"))
     a = ap.parse_args()
     binary = os.path.join(a.build, "benchmarks", "distill_ablation")
-    names = a.variants.split(",")
+    table_of = SWEEP if a.suite == "rank-sweep" else VARIANTS
+    names = a.variants.split(",") if a.variants else list(table_of)
+    unknown = [n for n in names if n not in table_of]
+    if unknown:
+        ap.error(f"unknown variant(s) {unknown}; the {a.suite} suite has {list(table_of)}")
     suites = []
-    if a.suite in ("stories", "all"):
+    if a.suite in ("stories", "all", "rank-sweep"):
         teacher = os.path.join(data_dir(), "stories260k", "stories260K.bin")
         corpus = os.path.join(a.out, "stories", "corpus")
         sample = ["--sample", "1000000,15000", "--corpus", corpus]
         if not os.path.exists(os.path.join(corpus, "held_15000.tok")):  # once, before the parallel runs
             subprocess.run([binary, "--teacher", teacher, "--out", os.path.join(a.out, "stories"), "--tokens", "0"]
                            + sample, check=True)
+        if a.suite == "rank-sweep":
+            return rank_sweep(a, binary, teacher, sample, names)
         suites.append(("stories", "stories260K, data-free", teacher, sample, [500_000, 1_000_000]))
     if a.suite in ("wikitext", "all"):
         demo = a.demo or os.path.join(a.out, "demo")
@@ -148,36 +180,98 @@ def main():
     for key, title, teacher, data, budgets in suites:
         for budget in budgets:
             runs = {name: pending[(key, budget, name)].result() for name in names}
-            scratch_final = runs["scratch"]["curve"][-1][1] if "scratch" in runs else None
-            table = {}
+            # Rows not rerun this time stay as the JSON has them; every row's reach is recomputed.
+            before = results.get(f"{key}/{budget}", {})
+            table = {name: row for name, row in before.get("runs", {}).items() if name not in runs}
             for name, r in runs.items():
                 row = {"held_out_loss": r["student"]["loss"], "ppl": r["student"]["ppl"], "kl": r["student"]["kl"],
                        "ppl_over_teacher": r["student"]["ppl"] / r["teacher_scores"]["ppl"],
                        "seconds": r["train_seconds"], "curve": r["curve"], "recipe": r.get("recipe", {})}
-                if scratch_final is not None and name != "scratch":
-                    reach = tokens_to_reach(r["curve"], scratch_final)
-                    row["tokens_to_scratch_final"] = reach
-                    row["fraction_to_scratch_final"] = None if reach is None else reach / budget
                 for k in ("fit_after_stage0", "fit_after_stage1"):
                     if k in r:
                         row[k] = r[k]
                 table[name] = row
-            teacher_scores = next(iter(runs.values()))["teacher_scores"]
+            table = {name: table[name] for name in list(VARIANTS) + list(table) if name in table}
+            scratch_final = table["scratch"]["curve"][-1][1] if "scratch" in table else None
+            for name, row in table.items():
+                if name.startswith("scratch"):
+                    continue
+                if scratch_final is not None:
+                    reach = tokens_to_reach(row["curve"], scratch_final)
+                    row["tokens_to_scratch_final"] = reach
+                    row["fraction_to_scratch_final"] = None if reach is None else reach / budget
+                same = SAME_SHAPE_SCRATCH.get(name)
+                if same in table:  # the from-scratch student of the same shape (rank), a fairer bar
+                    reach = tokens_to_reach(row["curve"], table[same]["curve"][-1][1])
+                    row["same_shape_scratch"] = same
+                    row["tokens_to_same_shape_scratch_final"] = reach
+            teacher_scores = next(iter(runs.values()))["teacher_scores"] if runs else before["teacher"]
             results[f"{key}/{budget}"] = {"suite": title, "budget_tokens": budget, "teacher": teacher_scores,
                                           "scratch_final_loss": scratch_final, "runs": table}
+            runs = table
             png = os.path.join(os.path.dirname(a.json), f"distill_ablation_{key}_{budget // 1000}k.png")
             plot(png, f"{title}: {budget // 1000}k student tokens", runs, teacher_scores["loss"])
             print(f"\n### {title}, {budget} student tokens (teacher ppl {teacher_scores['ppl']:.3f})\n")
             print("| variant | held-out ppl | / teacher | KL(teacher || student) | tokens to scratch's final loss |")
             print("|---|---|---|---|---|")
+            def reach_text(reach):
+                return "not reached" if reach is None else f"{reach:,.0f} ({100 * reach / budget:.0f}%)"
             for name, row in table.items():
-                reach = row.get("tokens_to_scratch_final")
-                reach_s = "-" if name == "scratch" else ("not reached" if reach is None else
-                                                         f"{reach:,.0f} ({100 * reach / budget:.0f}%)")
+                reach_s = "-" if name.startswith("scratch") else reach_text(row.get("tokens_to_scratch_final"))
                 print(f"| {name} | {row['ppl']:.3f} | {row['ppl_over_teacher']:.3f}x | {row['kl']:.4f} | {reach_s} |")
+            for name, row in table.items():
+                if "same_shape_scratch" in row:
+                    print(f"\n{name} against {row['same_shape_scratch']} (final ppl "
+                          f"{table[row['same_shape_scratch']]['ppl']:.3f}): reached its final loss after "
+                          f"{reach_text(row['tokens_to_same_shape_scratch_final'])} of the tokens")
             os.makedirs(os.path.dirname(a.json), exist_ok=True)
             with open(a.json, "w") as f:
                 json.dump(results, f, indent=1)
+    print("\nwrote", a.json)
+
+
+def rank_sweep(a, binary, teacher, sample, names):
+    """The SWEEP runs (a.jobs at a time) and their table; JSON key stories/1000000/rank_sweep."""
+    common = ["--teacher", teacher, "--tokens", str(SWEEP_BUDGET), "--threads", a.threads] + sample
+    with concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        pending = {name: pool.submit(run, binary, os.path.join(a.out, "stories", str(SWEEP_BUDGET), "rank_sweep",
+                                                               name.replace(" ", "_").replace(",", "")),
+                                     common, SWEEP[name], a.force)
+                   for name in names}
+        runs = {name: f.result() for name, f in pending.items()}
+    table = {}
+    for name, r in runs.items():
+        table[name] = {"extra": SWEEP[name], "ppl": r["student"]["ppl"],
+                       "ppl_over_teacher": r["student"]["ppl"] / r["teacher_scores"]["ppl"],
+                       "kl": r["student"]["kl"], "held_out_loss": r["student"]["loss"],
+                       "loss_after_stage0": r["curve"][0][1], "train_seconds": r["train_seconds"],
+                       "parameters": r["parameters"], "curve": r["curve"]}
+    teacher_scores = next(iter(runs.values()))["teacher_scores"]
+    command = ("build/benchmarks/distill_ablation --teacher $HYENA_DATA_DIR/stories260k/stories260K.bin --out OUT "
+               f"--tokens {SWEEP_BUDGET} --threads {a.threads} --sample 1000000,15000 --corpus "
+               "runs/ablation/stories/corpus EXTRA")
+    results = {}
+    if os.path.exists(a.json):
+        with open(a.json) as f:
+            results = json.load(f)
+    key = f"stories/{SWEEP_BUDGET}/rank_sweep"
+    # Rows not rerun this time are kept; the table lists them in SWEEP's order.
+    merged = {**results.get(key, {}).get("runs", {}), **table}
+    table = {name: merged[name] for name in list(SWEEP) + list(merged) if name in merged}
+    results[key] = {"suite": "stories260K, data-free, rank sweep", "budget_tokens": SWEEP_BUDGET,
+                    "teacher": teacher_scores, "command": command,
+                    "driver": "python3 benchmarks/distill_ablation.py --suite rank-sweep", "runs": table}
+    print(f"\n### stories260K, data-free, {SWEEP_BUDGET} student tokens: rank sweep "
+          f"(teacher ppl {teacher_scores['ppl']:.3f})\n")
+    print("| student | extra flags | held-out ppl | / teacher | KL(teacher || student) | loss after stage 0 | "
+          "parameters | seconds |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, row in table.items():
+        print(f"| {name} | `{' '.join(row['extra']) or '(none)'}` | {row['ppl']:.3f} | {row['ppl_over_teacher']:.3f}x | "
+              f"{row['kl']:.4f} | {row['loss_after_stage0']:.3f} | {row['parameters']:,} | {row['train_seconds']:.0f} |")
+    os.makedirs(os.path.dirname(a.json), exist_ok=True)
+    with open(a.json, "w") as f:
+        json.dump(results, f, indent=1)
     print("\nwrote", a.json)
 
 
