@@ -1,14 +1,31 @@
 #!/usr/bin/env python3
-"""compare.py: hyena against its PyTorch peer on the CPU, side by side, in one command.
+"""compare.py: hyena against PyTorch on the CPU, side by side, in one command.
 
-  python3 benchmarks/compare.py --build build [--threads 2] [--rounds 5] [--quick] [--out FILE.md]
+  python3 benchmarks/compare.py --build build [--threads 2] [--rounds 7] [--quick] [--out FILE.md]
+                                [--json docs/results/cpu.json] [--torch-python PY] [--debian-python PY]
+                                [--columns eager sdpa compile debian]
 
 Runs ours (BUILD/benchmarks/bench_train, bench_operator) and benchmarks/peers/torch_bench.py
-alternately (ours, torch, ours, torch, ...), every measurement in a fresh process with the same
-thread count (OMP_NUM_THREADS for both, torch.set_num_threads too), takes the median of each
-figure over the rounds and prints a markdown table with ratios (ours / torch for throughput,
-torch / ours for times and memory: above 1 means hyena is ahead), the exact commands and the
-versions.
+alternately (ours, then every PyTorch column, each round), every measurement in a fresh process with
+the same thread count (OMP_NUM_THREADS for both, torch.set_num_threads too), takes the median of
+each figure over the rounds and prints a markdown table with ratios (ours / torch for throughput,
+torch / ours for times and memory: above 1 means hyena is ahead) against every column and against
+the strongest PyTorch column of the row (its best median), with hyena's ratio to it in every round,
+the exact commands and the versions; the same numbers, per round, go to --json (docs/results/cpu.json
+by default; with --quick only where --json says).
+
+PyTorch columns (the peer is what a user would pick today):
+  eager    current PyTorch (--torch-python; default benchmarks/peers/.venv-torch, which
+           benchmarks/peers/setup_torch_venv.sh makes from PyPI), attention written out
+           (matmul, causal mask, softmax, matmul);
+  SDPA     the same with F.scaled_dot_product_attention(is_causal=True), what Hugging Face
+           transformers runs by default;
+  compile  the SDPA model under torch.compile (Inductor builds C++ with the system compiler; checked
+           first on a tiny function, and a column that fails says why instead of stopping the run);
+  debian   Debian's python3-torch 1.13 (--debian-python, /usr/bin/python3), eager only (it has
+           neither SDPA nor torch.compile).
+A column that cannot run is shown as not available, with the reason. Rows without attention (the
+Hyena student, the Hyena operator) have no SDPA run: it would be the eager one again ("= eager").
 
 Peak memory: the growth of the process's peak resident set over the bare runtime. Ours:
 bench_train's ru_maxrss (os.wait4) minus that of a bench_train that exits at once; bench_operator
@@ -20,6 +37,7 @@ optimised one is installed; a peer on reference BLAS would be a straw man. If th
 is what torch would load, this uses OpenBLAS from --blas-dir, from a system openblas directory,
 or (with --fetch-openblas) unpacked from Debian's libopenblas0-openmp into BUILD/torch-openblas
 (apt-get download, nothing installed system-wide), via LD_LIBRARY_PATH for the torch runs only.
+PyTorch from PyPI brings its own BLAS (MKL / oneDNN).
 """
 import argparse
 import datetime
@@ -27,6 +45,7 @@ import glob
 import json
 import os
 import platform
+import re
 import selectors
 import shlex
 import statistics
@@ -89,18 +108,64 @@ def json_lines(text):
     return out
 
 
-# ----------------------------------------------------------------------------- BLAS for torch
+# ----------------------------------------------------------------------------- PyTorch columns
+
+VENV_PYTHON = os.path.join(HERE, "peers", ".venv-torch", "bin", "python")
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+# key, interpreter ("current": --torch-python, "debian": --debian-python), torch_bench.py flags, what it is
+COLUMNS = [
+    ("eager", "current", ["--attention", "eager"], "attention written out: matmul, causal mask, softmax, matmul"),
+    ("sdpa", "current", ["--attention", "sdpa"],
+     "F.scaled_dot_product_attention(is_causal=True), what Hugging Face transformers runs by default"),
+    ("compile", "current", ["--attention", "sdpa", "--compile"], "the SDPA model under torch.compile (Inductor)"),
+    ("debian", "debian", ["--attention", "eager"], "Debian's python3-torch, eager attention (no SDPA, no compile)"),
+]
+COLUMN_KEYS = [c[0] for c in COLUMNS]
+
+PROBE = ("import json, torch, torch.nn.functional as F; torch.set_num_threads(%d); a = torch.randn(64, 64); a @ a; "
+         "maps = open('/proc/self/maps').read().split(); "
+         "blas = sorted({m for m in maps if 'blas' in m.lower() and m.startswith('/')}); "
+         "cfg = torch.__config__.show().replace(',', '\\n').split(); "
+         "built = [x for x in cfg if x.startswith('BLAS_INFO=')]; "
+         "print(json.dumps({'torch': torch.__version__, 'threads': torch.get_num_threads(), 'blas': blas, "
+         "'blas_info': built[0].split('=', 1)[1] if built else '?', "
+         "'sdpa': hasattr(F, 'scaled_dot_product_attention'), 'compile': hasattr(torch, 'compile')}))")
+
+# A tiny torch.compile on the CPU: Inductor generates C++ and builds it with the system compiler, so
+# this fails early (with the reason) where the compiler or the headers are missing.
+COMPILE_PROBE = ("import torch; torch.set_num_threads(1)\n"
+                 "import torch._inductor.config as c; c.compile_threads = 1\n"
+                 "f = torch.compile(lambda x: torch.sin(x) * 2 + 1)\n"
+                 "x = torch.randn(4, 16)\n"
+                 "assert torch.allclose(f(x), torch.sin(x) * 2 + 1)\n"
+                 "print('ok')")
+
+
+def failure_reason(err, rc):
+    """One line saying why a peer run failed: torch_bench.py's own "failed:" line, else the last
+    exception line of the traceback, else the last line, else the exit status."""
+    lines = [x.strip() for x in err.splitlines() if x.strip()]
+    for x in reversed(lines):
+        if x.startswith("torch_bench.py: failed: "):
+            return x[len("torch_bench.py: failed: "):][:300]
+    for x in reversed(lines):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception)\b.*:", x):
+            return x[:300]
+    if rc < 0:
+        return f"killed by signal {-rc}"
+    return lines[-1][:300] if lines else f"exit status {rc}"
+
 
 def torch_probe(py, env, threads):
-    code = ("import json, torch; torch.set_num_threads(%d); a = torch.randn(64, 64); a @ a; "
-            "maps = open('/proc/self/maps').read().split(); "
-            "blas = sorted({m for m in maps if 'blas' in m.lower() and m.startswith('/')}); "
-            "print(json.dumps({'torch': torch.__version__, 'threads': torch.get_num_threads(), 'blas': blas}))"
-            % threads)
-    p = subprocess.run([py, "-c", code], env=env, capture_output=True, text=True)
+    """(info, None), or (None, why not) when py cannot import torch."""
+    try:
+        p = subprocess.run([py, "-c", PROBE % threads], env=env, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"{py}: {e}"
     if p.returncode != 0:
-        raise SystemExit(f"compare.py: {py} cannot import torch:\n{p.stderr}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+        return None, f"{py} cannot import torch ({failure_reason(p.stderr, p.returncode)})"
+    return json.loads(p.stdout.strip().splitlines()[-1]), None
 
 
 def is_reference_blas(paths):
@@ -121,9 +186,13 @@ def fetch_openblas(dest):
     return lib
 
 
-def torch_environment(a, base_env):
+def torch_environment(a, py, base_env):
+    """(env, info, None) for the torch runs of interpreter py, or (None, None, why not). Swaps the
+    reference BLAS for OpenBLAS where torch would load it (Debian's torch)."""
     env = dict(base_env)
-    info = torch_probe(a.torch_python, env, a.threads)
+    info, why = torch_probe(py, env, a.threads)
+    if info is None:
+        return None, None, why
     note = "as installed"
     if is_reference_blas(info["blas"]):
         candidates = ([a.blas_dir] if a.blas_dir else []) + SYSTEM_OPENBLAS
@@ -132,14 +201,74 @@ def torch_environment(a, base_env):
             found = fetch_openblas(os.path.join(os.path.abspath(a.build), "torch-openblas"))
         if found:
             env["LD_LIBRARY_PATH"] = found + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-            info = torch_probe(a.torch_python, env, a.threads)
+            info, why = torch_probe(py, env, a.threads)
+            if info is None:
+                return None, None, why
             note = f"OpenBLAS via LD_LIBRARY_PATH={found} (the system libblas.so.3 is the reference BLAS)"
         else:
             note = ("WARNING: torch is on the slow reference BLAS; its matrix products are not representative "
                     "(install libopenblas0-openmp, or pass --fetch-openblas or --blas-dir)")
             log("compare.py:", note)
     info["note"] = note
-    return env, info
+    info["python"] = py
+    return env, info, None
+
+
+def compile_probe(py, env):
+    log(f"compare.py: checking torch.compile with {py} (a tiny model; Inductor builds C++)")
+    try:
+        p = subprocess.run([py, "-c", COMPILE_PROBE], env=env, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        return "torch.compile of a tiny function took over 15 minutes"
+    return None if p.returncode == 0 else failure_reason(p.stderr, p.returncode)
+
+
+def setup_columns(a, base):
+    """{key: column}: label, python, flags, env, info, and reason (None when it can run)."""
+    env_base = dict(base)
+    env_base["TORCHINDUCTOR_COMPILE_THREADS"] = str(a.threads)  # compile workers within the thread budget
+    current_py = a.torch_python or (VENV_PYTHON if os.access(VENV_PYTHON, os.X_OK) else None)
+    a.torch_python_used = current_py
+    interp = {}
+    if current_py:
+        interp["current"] = torch_environment(a, current_py, env_base)
+    else:
+        interp["current"] = (None, None, f"no current PyTorch: {os.path.relpath(VENV_PYTHON, ROOT)} is missing "
+                                         "(run benchmarks/peers/setup_torch_venv.sh, or pass --torch-python)")
+    if not a.debian_python:
+        interp["debian"] = (None, None, "skipped (--debian-python '')")
+    elif not os.access(a.debian_python, os.X_OK):
+        interp["debian"] = (None, None, f"{a.debian_python} not found")
+    elif current_py and os.path.realpath(a.debian_python) == os.path.realpath(current_py):
+        interp["debian"] = (None, None, f"{a.debian_python} is --torch-python already (its eager column)")
+    else:
+        env, info, why = torch_environment(a, a.debian_python, env_base)
+        if why and "No module named 'torch'" in why:
+            why = f"{a.debian_python} has no torch (Debian: apt-get install python3-torch)"
+        interp["debian"] = (env, info, why)
+
+    cols = {}
+    for key, which, flags, what in COLUMNS:
+        env, info, why = interp[which]
+        version = info["torch"] if info else None
+        if key == "debian":
+            label = f"torch {version.split('+')[0] if version else '1.13'} (Debian)"
+        else:
+            label = {"eager": "eager", "sdpa": "SDPA", "compile": "compile"}[key]
+            if version:
+                label = f"{label} ({version.split('+')[0]})"
+        if why is None and key not in a.columns:
+            why = "not selected (--columns)"
+        if why is None and key == "sdpa" and not info["sdpa"]:
+            why = f"torch {version} has no scaled_dot_product_attention (PyTorch >= 2.0)"
+        if why is None and key == "compile":
+            why = (f"torch {version} has no torch.compile (PyTorch >= 2.0)" if not info["compile"]
+                   else compile_probe(info["python"], env))
+        cols[key] = {"key": key, "label": label, "python": info["python"] if info else None, "flags": flags,
+                     "what": what, "env": env, "info": info, "reason": why}
+        if why:
+            log(f"compare.py: column {label}: not available: {why}")
+    return cols
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -149,23 +278,37 @@ def shape_flags(a):
             "--batch", a.batch, "--vocab", a.vocab, "--reps", a.reps]
 
 
-def jobs(a):
-    """(name, our command, torch command) for every measurement."""
+def jobs(a, cols):
+    """Every measurement: {"name", "ours": command, "peers": {column: command}, "same": {column: note}}.
+    Rows without attention (the Hyena student, the operator) have no SDPA run: it would be eager again."""
     ours_train = os.path.join(a.build, "benchmarks", "bench_train")
     ours_op = os.path.join(a.build, "benchmarks", "bench_operator")
-    tb = [a.torch_python, TORCH_BENCH, "--threads", a.threads]
     out = []
+
+    def peer_cmds(extra, attention):
+        d, same = {}, {}
+        for key, c in cols.items():
+            if key == "sdpa" and not attention:
+                same[key] = "= eager (no attention)"
+                continue
+            d[key] = [str(x) for x in [c["python"] or "python3", TORCH_BENCH, "--threads", a.threads] + c["flags"] + extra]
+        return d, same
+
     for m, flag in [("teacher", 0), ("hyena_student", 1)]:
-        out.append((f"train/{m}", [ours_train] + shape_flags(a) + ["--model", flag],
-                    tb + ["--what", "train", "--model", m] + shape_flags(a)))
+        peers, same = peer_cmds(["--what", "train", "--model", m] + shape_flags(a), m == "teacher")
+        out.append({"name": f"train/{m}", "ours": [ours_train] + shape_flags(a) + ["--model", flag],
+                    "peers": peers, "same": same, "rounds": a.rounds})
     op = ["--width", a.width, "--reps", a.reps, "--max-gb", a.max_gb]
-    out.append(("operator/fwd_bwd", [ours_op, "--threads", a.threads, "--lengths"] + a.lengths + op,
-                tb + ["--what", "operator", "--lengths"] + a.lengths + op))
+    peers, same = peer_cmds(["--what", "operator", "--lengths"] + a.lengths + op, False)
+    out.append({"name": "operator/fwd_bwd", "ours": [ours_op, "--threads", a.threads, "--lengths"] + a.lengths + op,
+                "peers": peers, "same": same, "rounds": a.rounds})
     if a.forward_lengths:
-        out.append(("operator/fwd", [ours_op, "--threads", a.threads, "--forward-only", "--lengths"] +
-                    a.forward_lengths + op,
-                    tb + ["--what", "operator", "--forward-only", "--lengths"] + a.forward_lengths + op))
-    return [(n, [str(x) for x in o], [str(x) for x in t]) for n, o, t in out]
+        peers, same = peer_cmds(["--what", "operator", "--forward-only", "--lengths"] + a.forward_lengths + op, False)
+        out.append({"name": "operator/fwd", "ours": [ours_op, "--threads", a.threads, "--forward-only", "--lengths"] +
+                    a.forward_lengths + op, "peers": peers, "same": same, "rounds": a.long_rounds})
+    for j in out:
+        j["ours"] = [str(x) for x in j["ours"]]
+    return out
 
 
 def record_key(r):
@@ -178,10 +321,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--build", default="build", help="CMake build directory holding benchmarks/bench_*")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--long-rounds", type=int, default=2, help="rounds for the forward-only lengths (slow)")
     p.add_argument("--reps", type=int, default=5, help="timed repetitions inside each process")
-    p.add_argument("--quick", action="store_true", help="small shapes, 2 rounds, 2 reps: checks the pipeline")
+    p.add_argument("--quick", action="store_true",
+                   help="small shapes, 2 rounds (unless --rounds is given), 2 reps: checks the pipeline")
     for k, v in [("hidden", 128), ("layers", 4), ("heads", 4), ("mlp", 512), ("seq", 256), ("batch", 8),
                  ("vocab", 256), ("width", 128)]:
         p.add_argument("--" + k, type=int, default=v)
@@ -189,16 +333,29 @@ def main():
     p.add_argument("--forward-lengths", type=int, nargs="*", default=[262144, 1048576])
     p.add_argument("--max-gb", type=float, default=None,
                    help="skip operator lengths needing more memory (default: 60%% of MemAvailable)")
-    p.add_argument("--torch-python", default="/usr/bin/python3")
-    p.add_argument("--blas-dir", default=None, help="directory with an optimised libblas.so.3 for torch")
+    p.add_argument("--torch-python", default=None,
+                   help="interpreter with current PyTorch for the eager, SDPA and compile columns "
+                        "(default: benchmarks/peers/.venv-torch/bin/python, made by setup_torch_venv.sh)")
+    p.add_argument("--debian-python", default=DEBIAN_PYTHON,
+                   help="interpreter with Debian's PyTorch 1.13 for the fourth column ('' to leave it out)")
+    p.add_argument("--columns", nargs="+", choices=COLUMN_KEYS, default=COLUMN_KEYS, help="PyTorch columns to run")
+    p.add_argument("--blas-dir", default=None, help="directory with an optimised libblas.so.3 for Debian's torch")
     p.add_argument("--fetch-openblas", action="store_true")
     p.add_argument("--out", default=None, help="also write the report (markdown) here")
+    p.add_argument("--json", default=None,
+                   help="the results as JSON (machine, versions, commands, medians, per-round values, ratios); "
+                        "default docs/results/cpu.json, except with --quick (then only where this says); '' for none")
     p.add_argument("--json-out", default=None, help="write every raw measurement here (JSON lines)")
+    argv = sys.argv[1:]
     a = p.parse_args()
     if a.quick:
-        a.rounds, a.long_rounds, a.reps = 2, 1, 2
+        if not any(x == "--rounds" or x.startswith("--rounds=") for x in argv):
+            a.rounds = 2
+        a.long_rounds, a.reps = min(a.long_rounds, 1), 2
         a.layers, a.seq, a.batch = 2, 128, 4
         a.lengths, a.forward_lengths = [1024, 4096], [16384]
+    if a.json is None:
+        a.json = "" if a.quick else os.path.join(ROOT, "docs", "results", "cpu.json")
 
     if a.max_gb is None:
         a.max_gb = round(0.6 * mem_available_gb(), 1)
@@ -210,7 +367,7 @@ def main():
     base = dict(os.environ)
     for k in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"]:
         base[k] = str(a.threads)
-    torch_env, tinfo = torch_environment(a, base)
+    cols = setup_columns(a, base)
     ours_env = dict(base)
 
     # The bare runtime of our program: bench_train exiting on a bad option.
@@ -218,40 +375,140 @@ def main():
                                           ours_env)
 
     load_start = os.getloadavg()[0]
-    results = {}  # (impl, key) -> list of records
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    results = {}  # (side, key) -> list of records; side "hyena" or a column key
+    failed = {}   # (column, job name) -> reason; a failed column is not run again for that job
     raw = []
-    all_jobs = jobs(a)
+    all_jobs = jobs(a, cols)
     for r in range(max(a.rounds, a.long_rounds)):
-        for name, ours_cmd, torch_cmd in all_jobs:
-            if r >= (a.long_rounds if name == "operator/fwd" else a.rounds):
+        for job in all_jobs:
+            if r >= job["rounds"]:
                 continue
-            for impl, cmd, env in [("hyena", ours_cmd, ours_env), ("torch", torch_cmd, torch_env)]:
-                log(f"compare.py: round {r + 1} {name} {impl}")
+            runs = [("hyena", job["ours"], ours_env)]
+            runs += [(k, cmd, cols[k]["env"]) for k, cmd in job["peers"].items()
+                     if cols[k]["reason"] is None and (k, job["name"]) not in failed]
+            for side, cmd, env in runs:
+                log(f"compare.py: round {r + 1} {job['name']} {side}")
                 out, err, rc, rss = run_with_rss(cmd, env)
                 if rc != 0:
-                    raise SystemExit(f"compare.py: {shlex.join(cmd)} failed ({rc}):\n{err}")
+                    if side == "hyena":
+                        raise SystemExit(f"compare.py: {shlex.join(cmd)} failed ({rc}):\n{err}")
+                    failed[(side, job["name"])] = failure_reason(err, rc)
+                    log(f"compare.py: {cols[side]['label']} failed on {job['name']}: {failed[(side, job['name'])]}")
+                    continue
                 for rec in json_lines(out):
-                    if impl == "hyena" and "model" in rec:
+                    if side == "hyena" and "model" in rec:
                         rec["peak_rss_mb"] = round(rss - ours_base_rss, 1)
                     rec["round"] = r + 1
+                    rec["column"] = side
                     raw.append(rec)
-                    results.setdefault((impl, record_key(rec)), []).append(rec)
+                    results.setdefault((side, record_key(rec)), []).append(rec)
 
     a.load = (load_start, os.getloadavg()[0])
-    report = render(a, results, all_jobs, tinfo, ours_base_rss)
+    a.started, a.finished = started, datetime.datetime.now().isoformat(timespec="seconds")
+    rows = tabulate(a, results, cols, all_jobs, failed)
+    report = render(a, rows, cols, all_jobs, failed, results, ours_base_rss)
     print(report)
     if a.out:
         with open(a.out, "w") as f:
             f.write(report + "\n")
+    if a.json:
+        os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
+        with open(a.json, "w") as f:
+            json.dump(as_json(a, rows, cols, all_jobs, failed, raw, ours_base_rss, results), f, indent=1)
+            f.write("\n")
+        log(f"compare.py: wrote {a.json}")
     if a.json_out:
         with open(a.json_out, "w") as f:
             for rec in raw:
                 f.write(json.dumps(rec) + "\n")
 
 
+# ----------------------------------------------------------------------------- tables
+
+TRAIN_METRICS = [("train tokens/s", "train_tokens_per_s", False, 0), ("forward tokens/s", "forward_tokens_per_s", False, 0),
+                 ("train step ms", "train_step_ms", True, 2), ("peak RSS growth MB", "peak_rss_mb", True, 1)]
+
+
 def med(recs, field):
     vals = [r[field] for r in recs if r.get(field) is not None]
     return statistics.median(vals) if vals else None
+
+
+def per_round(recs, field, n):
+    """The value of each round 1..n (None where that round has none)."""
+    d = {r["round"]: r.get(field) for r in recs if r.get(field) is not None}
+    return [d.get(i + 1) for i in range(n)]
+
+
+def hyena_ratio(ours, theirs, lower_better):
+    """Above 1: hyena ahead (ours / torch for throughput, torch / ours for times and memory)."""
+    if ours is None or theirs is None or not ours or not theirs:
+        return None
+    return round(theirs / ours if lower_better else ours / theirs, 3)
+
+
+def tabulate(a, results, cols, all_jobs, failed):
+    """Every row of every table, with hyena's and each column's medians, per-round values and ratios,
+    and the strongest PyTorch column (best median) with hyena's ratio to it."""
+    jobs_by_name = {j["name"]: j for j in all_jobs}
+    rows = []
+
+    def row(section, job_name, key, field, lower_better, extra, rss_field=None):
+        job = jobs_by_name[job_name]
+        n = job["rounds"]
+        o = results.get(("hyena", key), [])
+        mo = med(o, field)
+        ro = per_round(o, field, n)
+        cells = {}
+        for c in COLUMN_KEYS:
+            col = cols[c]
+            t = results.get((c, key), [])
+            skipped = next((x["skipped"] for x in t if "skipped" in x), None)
+            if c in job["same"]:
+                cells[c] = {"status": "same as eager", "reason": job["same"][c]}
+            elif col["reason"]:
+                cells[c] = {"status": "not available", "reason": col["reason"]}
+            elif (c, job_name) in failed:
+                cells[c] = {"status": "failed", "reason": failed[(c, job_name)]}
+            elif skipped and med(t, field) is None:
+                cells[c] = {"status": "skipped", "reason": skipped}
+            elif med(t, field) is None:
+                cells[c] = {"status": "no result", "reason": "no value in its output"}
+            else:
+                rt = per_round(t, field, n)
+                cells[c] = {"median": med(t, field), "per_round": rt, "ratio": hyena_ratio(mo, med(t, field), lower_better),
+                            "round_ratios": [hyena_ratio(x, y, lower_better) for x, y in zip(ro, rt)]}
+                if rss_field:
+                    cells[c]["peak_rss_mb"] = med(t, rss_field)
+        measured = [c for c in COLUMN_KEYS if "median" in cells[c]]
+        strongest = None
+        if measured:
+            pick = min if lower_better else max
+            strongest = pick(measured, key=lambda c: cells[c]["median"])
+        d = {"section": section, **extra, "field": field, "better": "lower" if lower_better else "higher",
+             "hyena": {"median": mo, "per_round": ro}, "columns": cells, "strongest": strongest,
+             "ratio_vs_strongest": cells[strongest]["ratio"] if strongest else None,
+             "round_ratios_vs_strongest": cells[strongest]["round_ratios"] if strongest else []}
+        if rss_field:
+            d["hyena"]["peak_rss_mb"] = med(o, rss_field)
+        skip_o = next((x["skipped"] for x in o if "skipped" in x), None)
+        if skip_o and mo is None:
+            d["hyena"]["skipped"] = skip_o
+        rows.append(d)
+
+    for m in ["teacher", "hyena_student"]:
+        for label, field, lower_better, digits in TRAIN_METRICS:
+            row("train", f"train/{m}", ("train", m), field, lower_better, {"model": m, "metric": label, "digits": digits})
+        params = {c: med(results.get((c, ("train", m)), []), "params") for c in ["hyena"] + COLUMN_KEYS}
+        if len({v for v in params.values() if v is not None}) > 1:
+            rows.append({"section": "train", "model": m, "metric": "parameters DIFFER", "params": params})
+    for kind, field, job_name, lengths in [("fwd_bwd", "fwd_bwd_ms", "operator/fwd_bwd", a.lengths),
+                                           ("fwd", "fwd_ms", "operator/fwd", a.forward_lengths)]:
+        for n in lengths or []:
+            row(f"operator_{kind}", job_name, (kind, n), field, True, {"L": n, "width": a.width, "digits": 2},
+                rss_field="peak_rss_mb")
+    return rows
 
 
 def fmt(x, digits=1):
@@ -260,78 +517,176 @@ def fmt(x, digits=1):
     return f"{x:,.{digits}f}"
 
 
-def ratio(num, den):
-    return f"{num / den:.2f}x" if num is not None and den else "n/a"
+def fx(r):
+    return f"{r:.2f}x" if r is not None else "n/a"
 
 
-def round_ratios(o, t, field, ours_over_torch):
-    """The ratio within each round (ours and torch ran back to back), as 'min-max': on a
-    machine whose speed drifts, these pairs are steadier than the ratio of the medians."""
-    by_round = {r["round"]: r.get(field) for r in t if r.get(field) is not None}
-    vals = sorted((x[field] / by_round[x["round"]]) if ours_over_torch else (by_round[x["round"]] / x[field])
-                  for x in o if x.get(field) and by_round.get(x["round"]))
-    return f"{vals[0]:.2f}-{vals[-1]:.2f}" if vals else "n/a"
+def cell_text(cell, digits):
+    if "median" in cell:
+        return f"{fmt(cell['median'], digits)} ({fx(cell['ratio'])})"
+    return {"same as eager": "= eager", "not available": "n/a", "failed": "failed",
+            "skipped": "skipped"}.get(cell["status"], cell["status"])
 
 
-def render(a, results, all_jobs, tinfo, ours_base_rss):
+def rounds_text(vals):
+    vals = [v for v in vals if v is not None]
+    return " ".join(f"{v:.2f}" for v in vals) if vals else "n/a"
+
+
+def render(a, rows, cols, all_jobs, failed, results, ours_base_rss):
+    labels = [cols[c]["label"] for c in COLUMN_KEYS]
     L = []
-    L.append(f"## hyena vs PyTorch on the CPU ({a.threads} threads)\n")
-    L.append("Medians over fresh processes run alternately (ours, torch, ...). Ratios: ours / torch for "
-             "throughput, torch / ours for times and memory, so above 1 means hyena is ahead.\n")
+    L.append(f"## hyena vs PyTorch on the CPU ({a.threads} thread{'s' if a.threads != 1 else ''})\n")
+    L.append("Medians over fresh processes run alternately (hyena, then each PyTorch column, every round). "
+             "Each PyTorch cell is its median and, in brackets, hyena's ratio to it: ours / torch for throughput, "
+             "torch / ours for times and memory, so above 1 means hyena is ahead. \"Strongest\" is the best "
+             "PyTorch median of the row; its per-round ratios are hyena's ratio to it within each round "
+             "(the two ran back to back).\n")
+    L.append("PyTorch columns:\n")
+    for c in COLUMN_KEYS:
+        col = cols[c]
+        if col["reason"]:
+            L.append(f"- **{col['label']}**: not available: {col['reason']}")
+        else:
+            L.append(f"- **{col['label']}**: {col['what']}; torch {col['info']['torch']} ({col['python']})")
+    by_reason = {}
+    for (c, job), why in sorted(failed.items()):
+        by_reason.setdefault((c, why), []).append(job)
+    for (c, why), js in by_reason.items():
+        L.append(f"- **{cols[c]['label']}** failed on {', '.join(js)}: {why}")
+    L.append("")
+
+    head = "| " + " | ".join(labels) + " | strongest | hyena vs strongest | per-round ratios vs strongest |"
+    sep = "|---" * (len(labels) + 3) + "|"
     L.append(f"### Training and inference, vocab {a.vocab}, width {a.hidden}, {a.layers} layers, {a.heads} heads, "
-             f"MLP {a.mlp}, seq {a.seq}, batch {a.batch} ({a.rounds} rounds, {a.reps} reps each)\n")
-    L.append("| model | metric | hyena | torch | ratio | per-round ratios |\n|---|---|---|---|---|---|")
-    for m in ["teacher", "hyena_student"]:
-        o, t = results.get(("hyena", ("train", m)), []), results.get(("torch", ("train", m)), [])
-        rows = [("train tokens/s", "train_tokens_per_s", False, 0), ("forward tokens/s", "forward_tokens_per_s", False, 0),
-                ("train step ms", "train_step_ms", True, 2), ("peak RSS growth MB", "peak_rss_mb", True, 1)]
-        for label, field, lower_better, d in rows:
-            mo, mt = med(o, field), med(t, field)
-            r = ratio(mt, mo) if lower_better else ratio(mo, mt)
-            L.append(f"| {m} | {label} | {fmt(mo, d)} | {fmt(mt, d)} | {r} | "
-                     f"{round_ratios(o, t, field, not lower_better)} |")
-        po, pt = med(o, "params"), med(t, "params")
-        if po is not None and pt is not None and po != pt:
-            L.append(f"| {m} | parameters DIFFER | {po} | {pt} | |")
-    for kind, field, title, rounds in [("fwd_bwd", "fwd_bwd_ms", "forward + backward", a.rounds),
-                                       ("fwd", "fwd_ms", "forward only", a.long_rounds)]:
-        lengths = a.lengths if kind == "fwd_bwd" else a.forward_lengths
-        if not lengths:
+             f"MLP {a.mlp}, seq {a.seq}, batch {a.batch} ({a.rounds} round{'s' if a.rounds != 1 else ''}, {a.reps} reps each)\n")
+    L.append("| model | metric | hyena " + head + "\n|---|---|---" + sep)
+    for d in rows:
+        if d["section"] != "train":
             continue
-        L.append(f"\n### Hyena operator alone, {title}, batch 1, width {a.width} ({rounds} round{'s' if rounds != 1 else ''})\n")
-        L.append("| L | hyena ms | torch ms | torch / hyena | per-round ratios | hyena peak RSS MB | torch peak RSS MB |\n"
-                 "|---|---|---|---|---|---|---|")
-        for n in lengths:
-            o, t = results.get(("hyena", (kind, n)), []), results.get(("torch", (kind, n)), [])
-            mo, mt = med(o, field), med(t, field)
-            skip_o = next((r["skipped"] for r in o if "skipped" in r), None)
-            skip_t = next((r["skipped"] for r in t if "skipped" in r), None)
-            so = fmt(mo, 2) if mo is not None else f"skipped ({skip_o})" if skip_o else "n/a"
-            st = fmt(mt, 2) if mt is not None else f"skipped ({skip_t})" if skip_t else "n/a"
-            L.append(f"| {n} | {so} | {st} | {ratio(mt, mo)} | {round_ratios(o, t, field, False)} | "
-                     f"{fmt(med(o, 'peak_rss_mb'))} | "
-                     f"{fmt(med(t, 'peak_rss_mb'))} |")
+        if "params" in d:
+            L.append(f"| {d['model']} | parameters DIFFER | " + " | ".join(str(d["params"][c]) for c in
+                                                                           ["hyena"] + COLUMN_KEYS) + " | | | |")
+            continue
+        s = d["strongest"]
+        L.append(f"| {d['model']} | {d['metric']} | {fmt(d['hyena']['median'], d['digits'])} | " +
+                 " | ".join(cell_text(d["columns"][c], d["digits"]) for c in COLUMN_KEYS) +
+                 f" | {cols[s]['label'] if s else 'n/a'} | {fx(d['ratio_vs_strongest'])} | "
+                 f"{rounds_text(d['round_ratios_vs_strongest'])} |")
+    steps = [d for d in rows if d["section"] == "train" and d.get("field") == "train_step_ms"]
+    if steps:
+        L.append("\nTraining step, hyena against the strongest PyTorch column: " + "; ".join(
+            f"{d['model']} {fx(d['ratio_vs_strongest'])}" + (f" ({cols[d['strongest']]['label']})" if d["strongest"] else "")
+            for d in steps) + ".")
+
+    for kind, title, rounds in [("fwd_bwd", "forward + backward", a.rounds), ("fwd", "forward only", a.long_rounds)]:
+        rs = [d for d in rows if d["section"] == f"operator_{kind}"]
+        if not rs:
+            continue
+        L.append(f"\n### Hyena operator alone, {title}, batch 1, width {a.width} "
+                 f"({rounds} round{'s' if rounds != 1 else ''}; ms)\n")
+        L.append("| L | hyena " + head + " hyena peak RSS MB | strongest's peak RSS MB |\n|---|---" + sep + "---|---|")
+        for d in rs:
+            s = d["strongest"]
+            ho = fmt(d["hyena"]["median"], 2) if d["hyena"]["median"] is not None else \
+                f"skipped ({d['hyena']['skipped']})" if d["hyena"].get("skipped") else "n/a"
+            L.append(f"| {d['L']} | {ho} | " + " | ".join(cell_text(d["columns"][c], 2) for c in COLUMN_KEYS) +
+                     f" | {cols[s]['label'] if s else 'n/a'} | {fx(d['ratio_vs_strongest'])} | "
+                     f"{rounds_text(d['round_ratios_vs_strongest'])} | {fmt(d['hyena'].get('peak_rss_mb'))} | "
+                     f"{fmt(d['columns'][s].get('peak_rss_mb') if s else None)} |")
+    skipped = sorted({(d.get("L"), d["columns"][c]["reason"]) for d in rows if "columns" in d
+                      for c in COLUMN_KEYS if d["columns"][c].get("status") == "skipped"})
+    for n, why in skipped:
+        L.append(f"\nL = {n}: skipped by PyTorch ({why})")
 
     L.append("\n### Commands (each run once per round, in a fresh process)\n")
     L.append("```")
-    for name, ours_cmd, torch_cmd in all_jobs:
-        L.append(f"OMP_NUM_THREADS={a.threads} {shlex.join(ours_cmd)}")
-        ld = ""
-        if "LD_LIBRARY_PATH=" in tinfo["note"]:
-            ld = "LD_LIBRARY_PATH=" + tinfo["note"].split("LD_LIBRARY_PATH=")[1].split(" ")[0] + " "
-        L.append(f"{ld}OMP_NUM_THREADS={a.threads} {shlex.join(torch_cmd)}")
+    for c in command_list(a, cols, all_jobs):
+        L.append(c["shell"])
     L.append("```\n")
     L.append("### Versions\n")
-    L.append(f"- torch {tinfo['torch']}, torch.get_num_threads() = {tinfo['threads']}, BLAS: "
-             f"{', '.join(tinfo['blas']) or 'none seen'} ({tinfo['note']})")
+    for c in COLUMN_KEYS:
+        info = cols[c]["info"]
+        if info and not cols[c]["reason"] and c != "sdpa" and c != "compile":
+            loaded = [x for x in info["blas"] if "/nvidia/" not in x and "numpy.libs" not in x]
+            L.append(f"- {cols[c]['label']}: torch {info['torch']} ({info['python']}), torch.get_num_threads() = "
+                     f"{info['threads']}, BLAS: built with {info.get('blas_info', '?')}, libraries loaded: "
+                     f"{', '.join(loaded) or 'none (linked in)'} ({info['note']})")
     L.append(f"- hyena {git_describe()}, compiler {compiler(a.build)}, build type {cmake_value(a.build, 'CMAKE_BUILD_TYPE')}")
-    L.append(f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores; Python {platform.python_version()} "
-             f"({a.torch_python} for torch); {datetime.datetime.now().isoformat(timespec='seconds')}")
+    L.append(f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores; Python {platform.python_version()} (this driver); "
+             f"{a.started} to {a.finished}")
     L.append(f"- 1-minute load average {a.load[0]:.1f} at the start, {a.load[1]:.1f} at the end (above the thread "
              "count, OpenMP's waiting threads make both sides' timings meaningless)")
-    L.append(f"- memory baselines: our bare process {ours_base_rss:.1f} MB; torch's runtime "
-             f"{fmt(med(results.get(('torch', ('train', 'teacher')), []), 'base_rss_mb'))} MB (not counted above)")
+    bases = [f"{cols[c]['label']} {fmt(med(results.get((c, ('train', 'teacher')), []), 'base_rss_mb'))} MB"
+             for c in COLUMN_KEYS if results.get((c, ("train", "teacher")))]
+    L.append(f"- memory baselines (not counted above): our bare process {ours_base_rss:.1f} MB; torch's runtime: "
+             + (", ".join(bases) or "n/a"))
     return "\n".join(L)
+
+
+def rel(cmd):
+    """The command with paths inside the repository relative to its root (as run from there)."""
+    return [os.path.relpath(x, ROOT) if os.path.isabs(x) and x.startswith(ROOT + os.sep) else x for x in cmd]
+
+
+def command_list(a, cols, all_jobs):
+    out = []
+    for job in all_jobs:
+        out.append({"job": job["name"], "side": "hyena", "cmd": job["ours"], "env": {"OMP_NUM_THREADS": str(a.threads)},
+                    "shell": f"OMP_NUM_THREADS={a.threads} {shlex.join(job['ours'])}"})
+        for c, cmd in job["peers"].items():
+            if cols[c]["reason"]:
+                continue
+            env = {"OMP_NUM_THREADS": str(a.threads)}
+            if cols[c]["env"].get("LD_LIBRARY_PATH") and "LD_LIBRARY_PATH=" in cols[c]["info"]["note"]:
+                env["LD_LIBRARY_PATH"] = cols[c]["env"]["LD_LIBRARY_PATH"]
+            if c == "compile":
+                env["TORCHINDUCTOR_COMPILE_THREADS"] = str(a.threads)
+            out.append({"job": job["name"], "side": c, "cmd": rel(cmd), "env": env,
+                        "shell": " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(rel(cmd))})
+    return out
+
+
+def as_json(a, rows, cols, all_jobs, failed, raw, ours_base_rss, results):
+    return {
+        "what": "hyena against PyTorch on the CPU, benchmarks/compare.py (ratios above 1: hyena ahead)",
+        "command": shlex.join(["python3", os.path.relpath(os.path.abspath(__file__), ROOT)] + sys.argv[1:]),
+        "started": a.started, "finished": a.finished,
+        "machine": {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "mem_total_gb": round(mem_total_gb(), 1),
+                    "kernel": platform.release(), "load_1min_start": round(a.load[0], 2),
+                    "load_1min_end": round(a.load[1], 2)},
+        "settings": {"threads": a.threads, "rounds": a.rounds, "long_rounds": a.long_rounds, "reps": a.reps,
+                     "quick": a.quick, "vocab": a.vocab, "hidden": a.hidden, "layers": a.layers, "heads": a.heads,
+                     "mlp": a.mlp, "seq": a.seq, "batch": a.batch, "width": a.width, "lengths": a.lengths,
+                     "forward_lengths": a.forward_lengths, "max_gb": a.max_gb},
+        "versions": {"hyena": git_describe(), "compiler": compiler(a.build),
+                     "build_type": cmake_value(a.build, "CMAKE_BUILD_TYPE"), "driver_python": platform.python_version()},
+        "columns": {c: {"label": cols[c]["label"], "what": cols[c]["what"], "python": cols[c]["python"],
+                        "torch": cols[c]["info"]["torch"] if cols[c]["info"] else None,
+                        "threads": cols[c]["info"]["threads"] if cols[c]["info"] else None,
+                        "blas": cols[c]["info"]["blas"] if cols[c]["info"] else None,
+                        "blas_info": cols[c]["info"].get("blas_info") if cols[c]["info"] else None,
+                        "blas_note": cols[c]["info"]["note"] if cols[c]["info"] else None,
+                        "available": cols[c]["reason"] is None, "reason": cols[c]["reason"]} for c in COLUMN_KEYS},
+        "failures": [{"column": c, "job": j, "reason": why} for (c, j), why in sorted(failed.items())],
+        "commands": [{k: v for k, v in c.items() if k != "shell"} for c in command_list(a, cols, all_jobs)],
+        "memory_baselines_mb": {"hyena": round(ours_base_rss, 1), **{
+            c: med(results.get((c, ("train", "teacher")), []), "base_rss_mb") for c in COLUMN_KEYS
+            if results.get((c, ("train", "teacher")))}},
+        "rows": [{k: v for k, v in d.items() if k != "digits"} for d in rows],
+        "raw": raw,
+    }
+
+
+def mem_total_gb():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return 0.0
 
 
 def mem_available_gb():

@@ -9,6 +9,10 @@
   torch_bench.py --what attention [--lengths ...] [--width 512] [--heads 8]    (SDPA attention alone)
   every mode: [--device cpu|cuda] [--attention eager|sdpa] [--compile] [--tf32]
 
+A run that fails (torch.compile unable to build on this machine, --attention sdpa or --compile on
+PyTorch 1.x) prints the traceback and then one last stderr line "torch_bench.py: failed: REASON",
+and exits with status 3 (benchmarks/compare.py shows REASON in that column).
+
 --device cuda runs on GPU 0 and times with the device synchronised (peak memory is then
 torch.cuda.max_memory_allocated, "peak_cuda_mb"); --attention sdpa runs the teacher's attention through
 F.scaled_dot_product_attention (PyTorch >= 2.0); --compile wraps the model (or operator) in
@@ -88,7 +92,19 @@ def run_info(a):
 
 
 def maybe_compile(a, m):
-    return torch.compile(m) if a.compile else m
+    """torch.compile(m) with --compile (Inductor on the CPU: it writes C++ and builds it with the
+    system compiler; its compile workers are capped at --threads). A failure usually shows at the
+    first call, not here; main() turns either into one line on stderr and exit status 3."""
+    if not a.compile:
+        return m
+    if not hasattr(torch, "compile"):
+        raise RuntimeError(f"torch.compile needs PyTorch >= 2.0 (this is {torch.__version__})")
+    try:
+        import torch._inductor.config as inductor_config
+        inductor_config.compile_threads = max(1, a.threads)
+    except (ImportError, AttributeError):
+        pass
+    return torch.compile(m)
 
 
 def emit(d):
@@ -272,18 +288,36 @@ def main():
         torch.backends.cuda.matmul.allow_tf32 = a.tf32
         torch.backends.cudnn.allow_tf32 = a.tf32
     torch.set_num_threads(a.threads)
-    if a.what == "operator":
-        bench_operator(a)
-    elif a.what == "conv":
-        bench_conv(a)
-    elif a.what == "attention":
-        bench_attention(a)
-    elif a.model == "both":  # a fresh process per model, so peak RSS is per model
-        for m in ["teacher", "hyena_student"]:
-            args = [sys.executable, os.path.abspath(__file__)] + [x for x in sys.argv[1:]] + ["--model", m]
-            subprocess.run(args, check=True)
-    else:
-        bench_train_one(a, a.model)
+    if a.attention == "sdpa" and not hasattr(F, "scaled_dot_product_attention"):
+        fail(f"--attention sdpa needs PyTorch >= 2.0 (this is {torch.__version__})")
+    try:
+        if a.what == "operator":
+            bench_operator(a)
+        elif a.what == "conv":
+            bench_conv(a)
+        elif a.what == "attention":
+            bench_attention(a)
+        elif a.model == "both":  # a fresh process per model, so peak RSS is per model
+            for m in ["teacher", "hyena_student"]:
+                args = [sys.executable, os.path.abspath(__file__)] + [x for x in sys.argv[1:]] + ["--model", m]
+                subprocess.run(args, check=True)
+        else:
+            bench_train_one(a, a.model)
+    except Exception as e:  # noqa: BLE001 -- e.g. torch.compile failing on this machine: say why in one line
+        import traceback
+        traceback.print_exc()
+        fail(f"{type(e).__name__}: {first_line(str(e))}")
+
+
+def first_line(msg):
+    lines = [x.strip() for x in msg.strip().splitlines() if x.strip()]
+    return (lines[0] if lines else "")[:300]
+
+
+def fail(reason):
+    """The last line on stderr is the reason, for compare.py's column; exit status 3."""
+    print(f"torch_bench.py: failed: {reason}", file=sys.stderr, flush=True)
+    sys.exit(3)
 
 
 if __name__ == "__main__":
