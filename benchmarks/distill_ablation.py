@@ -221,9 +221,11 @@ def main():
                 print(f"| {name} | {row['ppl']:.3f} | {row['ppl_over_teacher']:.3f}x | {row['kl']:.4f} | {reach_s} |")
             for name, row in table.items():
                 if "same_shape_scratch" in row:
+                    reach = row["tokens_to_same_shape_scratch_final"]
                     print(f"\n{name} against {row['same_shape_scratch']} (final ppl "
-                          f"{table[row['same_shape_scratch']]['ppl']:.3f}): reached its final loss after "
-                          f"{reach_text(row['tokens_to_same_shape_scratch_final'])} of the tokens")
+                          f"{table[row['same_shape_scratch']]['ppl']:.3f}): " +
+                          ("never reached its final loss" if reach is None else
+                           f"reached its final loss after {reach_text(reach)} of the tokens"))
             os.makedirs(os.path.dirname(a.json), exist_ok=True)
             with open(a.json, "w") as f:
                 json.dump(results, f, indent=1)
