@@ -678,26 +678,24 @@ def as_json(a, rows, cols, all_jobs, failed, raw, ours_base_rss, results):
     }
 
 
-def mem_total_gb():
+def meminfo_gb(field, default):
+    """A /proc/meminfo field ("MemTotal", "MemAvailable") in GiB, or default where unreadable."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith("MemTotal:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 2**20
     except OSError:
         pass
-    return 0.0
+    return default
+
+
+def mem_total_gb():
+    return meminfo_gb("MemTotal", 0.0)
 
 
 def mem_available_gb():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return 8.0
+    return meminfo_gb("MemAvailable", 8.0)
 
 
 def git_describe():
