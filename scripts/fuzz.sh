@@ -21,15 +21,7 @@ names=(safetensors hf_config hf_folder hf_tokenizer gpt2_tokenizer llama2c_check
        tokenizer_roundtrip)
 
 install_deps() {
-  local pkgs=(clang libclang-rt-14-dev libomp-14-dev cmake make libxsimd-dev nlohmann-json3-dev) missing=()
-  for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  if [ ${#missing[@]} -gt 0 ]; then
-    local sudo_cmd=""
-    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo_cmd apt-get update -qq
-    $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  fi
+  bash "$root/scripts/install-deps.sh" --clang >/dev/null
 }
 
 build_all() {

@@ -275,7 +275,8 @@ TEST_CASE("mpi: distillation (attention init, both stage-1 parts, stage 2) on 2 
   REQUIRE(dp_res.stage1.size() == ref_res.stage1.size());
   CHECK(dp_res.stage1.size() == 4);
   for (std::size_t i = 0; i < ref_res.stage1.size(); ++i) {
-    INFO("stage 1 run ", i, " (layer ", ref_res.stage1[i].layer, ", ", ref_res.stage1[i].part, ")");
+    const auto& run = ref_res.stage1[i];  // a plain reference: INFO cannot capture a structured binding
+    INFO("stage 1 run ", i, " (layer ", run.layer, ", ", run.part, ")");
     CHECK(dp_res.stage1[i].first_loss == doctest::Approx(ref_res.stage1[i].first_loss).epsilon(1e-9));
     CHECK(dp_res.stage1[i].last_loss == doctest::Approx(ref_res.stage1[i].last_loss).epsilon(1e-8));
   }

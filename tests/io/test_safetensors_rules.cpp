@@ -80,7 +80,9 @@ TEST_CASE("safetensors rules: the real-world malformed files are rejected by nam
       {"trailing-bytes.safetensors", "trailing bytes"},
       {"nul-padded-header.safetensors", "header padding: byte 0x00"},
   };
-  for (const auto& [file, keyword] : files) {
+  for (const auto& entry : files) {
+    const auto& file = entry.first;  // not a structured binding: INFO captures it
+    const auto& keyword = entry.second;
     const std::string path = dir + "/" + file;
     REQUIRE(std::filesystem::exists(path));
     const std::string err = open_error(path);

@@ -76,7 +76,8 @@ TEST_CASE("decoder: incremental logits equal the full forward at every position 
   auto neox_c = models::gpt_neox_config(37, 32, 2, 4, 64, 160);
   neox_c.rotary_pct = 0.25;  // partial rotary, parallel residual (GPT-NeoX / Pythia)
   auto neox = make<models::gpt_neox<backend::cpu>>(neox_c, 1);
-  for (auto [prompt, steps] : {std::pair<index_t, index_t>{1, 70}, {63, 3}, {64, 2}, {65, 70}}) {
+  for (auto run : {std::pair<index_t, index_t>{1, 70}, {63, 3}, {64, 2}, {65, 70}}) {
+    const index_t prompt = run.first, steps = run.second;  // not a structured binding: INFO captures
     INFO("gpt_neox prompt ", prompt, " steps ", steps);
     CHECK(worst_relative_gap(neox, 2, prompt, steps, 3) < 1e-5);
   }
@@ -93,7 +94,8 @@ TEST_CASE("decoder: incremental logits equal the full forward at every position 
   // 80 channels cross the step op's 64-channel blocks; lengths cross FFT sizes (2L: 64, 128, 256).
   models::lm_config<nn::hyena_hparams> c(models::gpt_neox_config(29, 80, 2, 4, 96, 160), {.filter_order = 16});
   auto s = make<models::hyena_student<models::gpt_neox<backend::cpu>>>(c, 7, 2);
-  for (auto [prompt, steps] : {std::pair<index_t, index_t>{1, 40}, {31, 4}, {32, 40}, {100, 40}}) {
+  for (auto run : {std::pair<index_t, index_t>{1, 40}, {31, 4}, {32, 40}, {100, 40}}) {
+    const index_t prompt = run.first, steps = run.second;
     INFO("hyena prompt ", prompt, " steps ", steps);
     CHECK(worst_relative_gap(s, 2, prompt, steps, 8) < 1e-5);
   }

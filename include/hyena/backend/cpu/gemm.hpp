@@ -41,6 +41,12 @@ struct cpu_gemm_ops : Base {
                    const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                    triangle tri = triangle::none) {
     if (m <= 0 || n <= 0) return;
+    if (k <= 0) {  // an empty sum: C = beta * C (A and B may be null, so the kernel is not entered)
+      for (index_t i = 0; i < m; ++i)
+        for (index_t j = 0; j < (tri == triangle::c_lower ? std::min(n, i + 1) : n); ++j)
+          c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
+      return;
+    }
     using namespace gemm_detail;
     const auto A = operand<T>::of(a, lda, trans_a);
     const auto B = operand<T>::of(b, ldb, trans_b);
@@ -82,10 +88,10 @@ struct cpu_gemm_ops : Base {
                            const T* a, index_t lda, index_t stride_a, const T* b, index_t ldb, index_t stride_b,
                            T beta, T* c, index_t ldc, index_t stride_c, index_t batch,
                            triangle tri = triangle::none) {
-    if (batch == 1 || m <= 0 || n <= 0) {
-      for (index_t i = 0; i < batch; ++i)
-        gemm(ctx, trans_a, trans_b, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
-             c + i * stride_c, ldc, tri);
+    if (batch == 1 || m <= 0 || n <= 0 || k <= 0) {
+      for (index_t i = 0; i < batch; ++i)  // (k == 0: A and B may be null, and are not offset)
+        gemm(ctx, trans_a, trans_b, m, n, k, alpha, k > 0 ? a + i * stride_a : a, lda, k > 0 ? b + i * stride_b : b,
+             ldb, beta, c + i * stride_c, ldc, tri);
       return;
     }
     using namespace gemm_detail;
