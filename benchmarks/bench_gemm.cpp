@@ -2,8 +2,8 @@
 // get to it on the shapes the models use (forward, input-gradient and weight-gradient
 // products of the linear layers; attention's per-head products with their triangle hints),
 // side by side with Eigen's product on the same shapes.
-//   bench_gemm [--threads N] [--tokens 2048] [--width 128] [--seq 256]
-// Prints a markdown table (docs/results.md section 5).
+//   bench_gemm [--threads N] [--tokens 2048] [--width 128] [--seq 256] [--peak-only]
+// Prints a markdown table (docs/results.md section 5); --peak-only prints just the peak as one JSON line.
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -97,8 +97,18 @@ std::pair<double, double> time_product(backend::host_context& ctx, const product
 int main(int argc, char** argv) {
   int threads = 0;
   index_t tokens = 2048, width = 128, seq = 256;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool peak_only = false;
+  for (int i = 1; i < argc; i += 2) {
     std::string k = argv[i];
+    if (k == "--peak-only") {  // one JSON line with the peak (benchmarks/compare.py's MFU column)
+      peak_only = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "bench_gemm: %s needs a value\n", argv[i]);
+      return 1;
+    }
     if (k == "--threads") threads = std::stoi(argv[i + 1]);
     else if (k == "--tokens") tokens = std::stoll(argv[i + 1]);
     else if (k == "--width") width = std::stoll(argv[i + 1]);
@@ -109,6 +119,11 @@ int main(int argc, char** argv) {
     }
   }
   backend::host_context ctx(threads);
+  if (peak_only) {
+    std::printf("{\"fma_peak_gflops\": %.1f, \"threads\": %d, \"vector_floats\": %d}\n", fma_peak(ctx.threads()) * 1e-9,
+                ctx.threads(), int(xsimd::batch<float>::size));
+    return 0;
+  }
   const double peak1 = fma_peak(1), peak = fma_peak(ctx.threads());
   std::printf("### Matrix products against the FMA peak (fp32, %d threads)\n\n", ctx.threads());
   std::printf("FMA peak (12 chains of %d-float FMAs per thread): %.1f GFLOP/s on 1 thread, %.1f on %d.\n\n",

@@ -27,6 +27,11 @@ PyTorch columns (the peer is what a user would pick today):
 A column that cannot run is shown as not available, with the reason. Rows without attention (the
 Hyena student, the Hyena operator) have no SDPA run: it would be the eager one again ("= eager").
 
+MFU: every timed row's model FLOPs (benchmarks/flops.py: the products and FFTs, training = 3x forward)
+over its time, as a fraction of the machine's FMA peak at the run's thread count, measured at the start
+by BUILD/benchmarks/bench_gemm --peak-only (AVX2 and AVX-512 machines differ by about 1.4x per thread);
+the same count divides hyena's time and every PyTorch column's.
+
 Peak memory: the growth of the process's peak resident set over the bare runtime. Ours:
 bench_train's ru_maxrss (os.wait4) minus that of a bench_train that exits at once; bench_operator
 reports VmHWM minus its starting VmRSS. Torch: VmHWM minus VmRSS after `import torch`, as
@@ -51,6 +56,9 @@ import shlex
 import statistics
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import flops  # noqa: E402  (benchmarks/flops.py: model FLOPs, the MFU column)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -363,7 +371,7 @@ def main():
         path = os.path.join(a.build, "benchmarks", exe)
         if not os.access(path, os.X_OK):
             raise SystemExit(f"compare.py: {path} not found; build it first:\n  cmake -S . -B {a.build} "
-                             f"-DCMAKE_BUILD_TYPE=Release && cmake --build {a.build} --target bench_train bench_operator")
+                             f"-DCMAKE_BUILD_TYPE=Release && cmake --build {a.build} --target bench_train bench_operator bench_gemm")
     base = dict(os.environ)
     for k in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"]:
         base[k] = str(a.threads)
@@ -373,6 +381,11 @@ def main():
     # The bare runtime of our program: bench_train exiting on a bad option.
     _, _, _, ours_base_rss = run_with_rss([os.path.join(a.build, "benchmarks", "bench_train"), "--none", "0"],
                                           ours_env)
+
+    # The machine's FMA peak at this thread count, for the MFU column (None: bench_gemm not built).
+    a.peak = flops.measure_peak(os.path.join(a.build, "benchmarks", "bench_gemm"), a.threads)
+    if a.peak is None:
+        log("compare.py: no FMA peak (build bench_gemm for the MFU column)")
 
     load_start = os.getloadavg()[0]
     started = datetime.datetime.now().isoformat(timespec="seconds")
@@ -407,6 +420,7 @@ def main():
     a.load = (load_start, os.getloadavg()[0])
     a.started, a.finished = started, datetime.datetime.now().isoformat(timespec="seconds")
     rows = tabulate(a, results, cols, all_jobs, failed)
+    a.mfu = flops.mfu_rows(rows, settings_of(a), a.peak, COLUMN_KEYS) if a.peak else []
     report = render(a, rows, cols, all_jobs, failed, results, ours_base_rss)
     print(report)
     if a.out:
@@ -599,6 +613,12 @@ def render(a, rows, cols, all_jobs, failed, results, ours_base_rss):
     for n, why in skipped:
         L.append(f"\nL = {n}: skipped by PyTorch ({why})")
 
+    L.append("\n### Achieved FLOP/s (MFU)\n")
+    if a.peak:
+        L.append(flops.mfu_markdown(a.mfu, a.peak, a.threads, {c: cols[c]["label"] for c in COLUMN_KEYS}))
+    else:
+        L.append(f"No FMA peak: {a.build}/benchmarks/bench_gemm was not built (cmake --build {a.build} --target bench_gemm).")
+
     L.append("\n### Commands (each run once per round, in a fresh process)\n")
     L.append("```")
     for c in command_list(a, cols, all_jobs):
@@ -647,6 +667,13 @@ def command_list(a, cols, all_jobs):
     return out
 
 
+def settings_of(a):
+    return {"threads": a.threads, "rounds": a.rounds, "long_rounds": a.long_rounds, "reps": a.reps,
+            "quick": a.quick, "vocab": a.vocab, "hidden": a.hidden, "layers": a.layers, "heads": a.heads,
+            "mlp": a.mlp, "seq": a.seq, "batch": a.batch, "width": a.width, "lengths": a.lengths,
+            "forward_lengths": a.forward_lengths, "max_gb": a.max_gb}
+
+
 def as_json(a, rows, cols, all_jobs, failed, raw, ours_base_rss, results):
     return {
         "what": "hyena against PyTorch on the CPU, benchmarks/compare.py (ratios above 1: hyena ahead)",
@@ -655,10 +682,9 @@ def as_json(a, rows, cols, all_jobs, failed, raw, ours_base_rss, results):
         "machine": {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "mem_total_gb": round(mem_total_gb(), 1),
                     "kernel": platform.release(), "load_1min_start": round(a.load[0], 2),
                     "load_1min_end": round(a.load[1], 2)},
-        "settings": {"threads": a.threads, "rounds": a.rounds, "long_rounds": a.long_rounds, "reps": a.reps,
-                     "quick": a.quick, "vocab": a.vocab, "hidden": a.hidden, "layers": a.layers, "heads": a.heads,
-                     "mlp": a.mlp, "seq": a.seq, "batch": a.batch, "width": a.width, "lengths": a.lengths,
-                     "forward_lengths": a.forward_lengths, "max_gb": a.max_gb},
+        "settings": settings_of(a),
+        "peak": {"fma_gflops": a.peak, "threads": a.threads, "source": "bench_gemm --peak-only"} if a.peak else None,
+        "mfu": a.mfu,
         "versions": {"hyena": git_describe(), "compiler": compiler(a.build),
                      "build_type": cmake_value(a.build, "CMAKE_BUILD_TYPE"), "driver_python": platform.python_version()},
         "columns": {c: {"label": cols[c]["label"], "what": cols[c]["what"], "python": cols[c]["python"],
