@@ -5,8 +5,8 @@
 //                  [--forward-only] [--max-gb 8]
 // Each length first adds up the memory it will need (cache, parameters, activations, the FFT
 // workspace of every thread) and prints a "skipped" line instead when that exceeds --max-gb.
-// Forward-only lays out just the cache tensors forward writes (not backward's d_* scratch),
-// so L = 1048576 needs about 10 GB rather than 16.
+// Forward-only runs the operator's inference path (hyena_operator::infer: nothing kept for a
+// backward, each buffer reused once consumed), the same output as forward in a fraction of its memory.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -44,31 +44,13 @@ double status_mb(const char* field) {
   return 0;
 }
 
-// True for backward-only scratch: any name component starting with "d_".
-bool backward_only(const std::string& name) {
-  return name.rfind("d_", 0) == 0 || name.find(".d_") != std::string::npos;
-}
-
-// Elements the cache tensors take (each rounded up to 16 floats, as laid out below).
-index_t cache_elements(op::cache& k, const op::config& c, index_t L, bool forward_only) {
+// Elements the tensors of a cache take (each rounded up to 16 floats, as the arena lays them out).
+template <class Cache>
+index_t cache_elements(Cache& k, const op::config& c, index_t L) {
   index_t n = 0;
-  for_each_tensor<float>(k, [&](const std::string& name, view<float>&, const shape& s) {
-    if (!(forward_only && backward_only(name))) n += (s.numel() + 15) / 16 * 16;
-  }, c, index_t(1), L);
+  for_each_tensor<float>(k, [&](const std::string&, view<float>&, const shape& s) { n += (s.numel() + 15) / 16 * 16; },
+                         c, index_t(1), L);
   return n;
-}
-
-// Points the forward tensors of `k` into one allocation (the arena does the same for all).
-tensor<float> bind_forward_only(op::cache& k, const op::config& c, index_t L) {
-  tensor<float> storage(shape{cache_elements(k, c, L, true)});
-  storage.zero();
-  index_t offset = 0;
-  for_each_tensor<float>(k, [&](const std::string& name, view<float>& v, const shape& s) {
-    if (backward_only(name)) return;
-    v = view<float>(storage.data() + offset, s);
-    offset += (s.numel() + 15) / 16 * 16;
-  }, c, index_t(1), L);
-  return storage;
 }
 
 // Bytes the cpu backend's FFT workspace takes per thread (cpu/fft.hpp's conv_fft_state).
@@ -83,10 +65,12 @@ void run_length(backend::host_context& ctx, const options& o, index_t L, double 
 
   op::params p, g;
   op::cache k;
+  op::infer_cache ik;
   index_t n_params = 0;
   for_each_tensor<float>(p, [&](const std::string&, view<float>&, const shape& s) { n_params += s.numel(); }, cfg);
   const double act = double(L * o.width) * sizeof(float);
-  const double need = double(cache_elements(k, cfg, L, o.forward_only)) * sizeof(float) +
+  const index_t cache_n = o.forward_only ? cache_elements(ik, cfg, L) : cache_elements(k, cfg, L);
+  const double need = double(cache_n) * sizeof(float) +
                       double(n_params) * sizeof(float) * (o.forward_only ? 1 : 2) + act * (o.forward_only ? 2 : 4) +
                       fft_workspace_bytes(L, !o.forward_only) * ctx.threads();
   const double need_gb = need / (1u << 30);
@@ -99,9 +83,8 @@ void run_length(backend::host_context& ctx, const options& o, index_t L, double 
   }
 
   arena<float> pa, ga, ka;
-  tensor<float> fwd_cache;
   pa.bind(p, cfg);
-  if (o.forward_only) fwd_cache = bind_forward_only(k, cfg, L);
+  if (o.forward_only) ka.bind(ik, cfg, index_t(1), L);
   else {
     ga.bind(g, cfg);
     ka.bind(k, cfg, index_t(1), L);
@@ -113,8 +96,12 @@ void run_length(backend::host_context& ctx, const options& o, index_t L, double 
   fill_normal(x.v(), r);
   if (!o.forward_only) fill_normal(dy.v(), r);
   auto step = [&] {
+    if (o.forward_only) {
+      op::infer(ctx, cfg, p, ik, x.v(), y.v());
+      return;
+    }
     op::forward(ctx, cfg, p, k, x.v(), y.v());
-    if (!o.forward_only) op::backward(ctx, cfg, p, k, dy.v(), dx.v(), g);
+    op::backward(ctx, cfg, p, k, dy.v(), dx.v(), g);
   };
   // One run (warm-up, and the time that picks the repetitions: about 3 s in all).
   auto a = std::chrono::steady_clock::now();

@@ -214,6 +214,81 @@ struct hyena_operator {
     lin::forward(ctx, c.out_proj(), p.out_proj, k.out_proj, gated, y);
   }
 
+  // ---- Forward without a backward to follow (inference) ------------------------------------
+  // The same y as forward, bit for bit (the same ops on the same values), but each buffer is
+  // reused once its value is consumed: v first, then each x_i is gated into w in place and
+  // convolved back over the old v, then x_0 gates the result. Three (batch, seq, D) buffers at
+  // rank 1 (five at rank > 1) where forward's cache keeps 3(N+1) + 2(N-1) + 1 of them for the
+  // backward, and the filter as implicit_filter::infer. At L = 1M, D = 128 (bench_operator
+  // --forward-only): docs/results.md section 5.
+  struct infer_cache {
+    typename filt::infer_cache filter;
+    tview h;         // (C D, seq)
+    tview proj;      // (batch, seq, D): one in_proj block before its short conv
+    tview a, b;      // (batch, seq, D): working buffers
+    tview v, gated;  // (batch, seq, D), rank > 1 only (else empty): the shared v and the branches' sum
+    template <class W>
+    void visit(W&& wk, const config& c, index_t batch, index_t seq) {
+      const index_t D = c.hidden, rank_batch = c.rank > 1 ? batch : 0;
+      filter.visit(wk.child("filter"), c.filter(), batch, seq);
+      wk("h", h, {c.convs() * D, seq});
+      wk("proj", proj, {batch, seq, D});
+      wk("a", a, {batch, seq, D});
+      wk("b", b, {batch, seq, D});
+      wk("v", v, {rank_batch, seq, D});
+      wk("gated", gated, {rank_batch, seq, D});
+    }
+  };
+
+  static void infer(context& ctx, const config& c, const params& p, infer_cache& k, ctview u, tview y) {
+    c.validate();
+    HYENA_CHECK(u.rank() == 3 && u.size(2) == c.hidden && u.contiguous(), "hyena: input must be contiguous (batch, seq, ",
+                c.hidden, "), got ", u.shape);
+    check_same_shape(u, y, "hyena: output vs input");
+    const index_t batch = u.size(0), seq = u.size(1), N = c.order, R = c.rank, D = c.hidden, C = c.convs();
+    HYENA_CHECK(seq >= 1 && seq <= c.max_seq, "hyena: sequence length ", seq, " not in [1, max_seq = ", c.max_seq, "]");
+    const index_t rows = batch * seq, n = rows * D, K = c.short_filter;
+    const shape s{batch, seq, D};
+    tview proj = leading(k.proj, s, "hyena"), a = leading(k.a, s, "hyena"), b = leading(k.b, s, "hyena");
+    tview h = leading(k.h, {C * D, seq}, "hyena");
+    // Block j of the short conv's output, s_j = short_conv_j(u W_j^T + b_j), into `out`.
+    auto block = [&](index_t j, const tview& out) {
+      B::gemm(ctx, false, true, rows, D, D, T(1), u.data, D, p.in_proj.weight.data + j * D * D, D, T(0), proj.data, D);
+      B::add_bias(ctx, rows, D, p.in_proj.bias.data + j * D, proj.data);
+      B::short_conv_forward(ctx, batch, seq, D, K, static_cast<const T*>(proj.data),
+                            p.short_filter.weight.data + j * D * K, p.short_filter.bias.data + j * D, out.data);
+    };
+    filt::infer(ctx, c.filter(), p.filter, k.filter, seq, h);
+    // Long convolution i: w = x * v_in in place over x, then out = h_i conv w + D_i w.
+    auto long_conv = [&](index_t i, const tview& x, const T* v_in, const tview& out) {
+      B::mul(ctx, n, static_cast<const T*>(x.data), v_in, x.data);
+      B::causal_conv_forward(ctx, batch, seq, D, static_cast<const T*>(x.data), h.data + i * D * seq, seq, out.data);
+      B::scale_add(ctx, rows, D, p.bias.data + i * D, static_cast<const T*>(x.data), out.data);
+    };
+    typename lin::cache unused;  // a linear's cache only records its input, for a backward
+    if (R == 1) {  // a holds v, then each v_i (written over the v it was computed from); b each x_i
+      block(N, a);
+      for (index_t i = N - 1; i >= 1; --i) {
+        block(i, b);
+        long_conv(i - 1, b, a.data, a);
+      }
+      block(0, b);
+      B::mul(ctx, n, static_cast<const T*>(b.data), static_cast<const T*>(a.data), b.data);
+      lin::forward(ctx, c.out_proj(), p.out_proj, unused, b, y);
+      return;
+    }
+    tview v = leading(k.v, s, "hyena"), gated = leading(k.gated, s, "hyena");
+    block(2 * R, v);
+    for (index_t r = 0; r < R; ++r) {  // gated += x0_r * v_r, with v_r from w_r = x1_r * v
+      block(R + r, a);
+      long_conv(r, a, v.data, b);
+      block(r, a);
+      B::mul(ctx, n, static_cast<const T*>(a.data), static_cast<const T*>(b.data), r == 0 ? gated.data : a.data);
+      if (r > 0) B::add(ctx, n, static_cast<const T*>(gated.data), static_cast<const T*>(a.data), gated.data);
+    }
+    lin::forward(ctx, c.out_proj(), p.out_proj, unused, gated, y);
+  }
+
   static void backward(context& ctx, const config& c, const params& p, const cache& k, ctview dy, tview du,
                        params& g) {
     HYENA_CHECK(dy.rank() == 3 && dy.size(2) == c.hidden && dy.contiguous(), "hyena: output gradient must be ",
