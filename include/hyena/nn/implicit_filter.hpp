@@ -134,12 +134,17 @@ struct implicit_filter {
     copy_from_host(p.pos, table.data());
   }
 
-  // h: (channels, seq) contiguous, seq <= max_seq.
-  static void forward(context& ctx, const config& c, const params& p, cache& k, index_t seq, tview h) {
+  // The checks of forward and infer: h (channels, seq) contiguous, 1 <= seq <= max_seq.
+  static void check_call(const config& c, index_t seq, const tview& h) {
     c.validate();
     HYENA_CHECK(seq >= 1 && seq <= c.max_seq, "implicit_filter: length ", seq, " not in [1, max_seq = ", c.max_seq, "]");
     check_shape(h, filter_shape(c, seq), "implicit_filter: filter output");
     HYENA_CHECK(h.contiguous(), "implicit_filter: filter output must be contiguous");
+  }
+
+  // h: (channels, seq) contiguous, seq <= max_seq.
+  static void forward(context& ctx, const config& c, const params& p, cache& k, index_t seq, tview h) {
+    check_call(c, seq, h);
     const shape s_w{seq, c.width};
     ctview in = p.pos.slice(0, seq);
     for (index_t i = 0; i <= c.inner; ++i) {
@@ -168,10 +173,7 @@ struct implicit_filter {
   };
 
   static void infer(context& ctx, const config& c, const params& p, infer_cache& k, index_t seq, tview h) {
-    c.validate();
-    HYENA_CHECK(seq >= 1 && seq <= c.max_seq, "implicit_filter: length ", seq, " not in [1, max_seq = ", c.max_seq, "]");
-    check_shape(h, filter_shape(c, seq), "implicit_filter: filter output");
-    HYENA_CHECK(h.contiguous(), "implicit_filter: filter output must be contiguous");
+    check_call(c, seq, h);
     const shape s_w{seq, c.width};
     const tview act[2] = {leading(k.a, s_w, "implicit_filter"), leading(k.b, s_w, "implicit_filter")};
     typename lin::cache unused;  // a linear's cache only records its input, for a backward
