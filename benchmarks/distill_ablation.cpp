@@ -47,8 +47,8 @@ struct args {
   index_t tokens = 0, batch = 8, seq = 256, eval_points = 20, curve_tokens = 0, filter_order = 64, order = 2,
           rank = 1;
   double stage1_fraction = train::recommended_stage1_fraction, operator_fraction = -1, lr = 2e-3, stage1_lr = -1,
-         tau = -1, alpha = -1, scratch_lr = 3e-3, weight_decay = -1, beta2 = -1,
-         filter_lr_scale = -1, taylor_scale = 1;
+         tau = -1, alpha = -1, beta = -1, scratch_lr = 3e-3, weight_decay = -1, beta2 = -1,
+         filter_lr_scale = -1, taylor_scale = 1, min_lr_ratio = 0.1;
   bool freeze_shared = false;
   std::uint64_t seed = 5;
   int threads = 0;
@@ -151,7 +151,7 @@ void run(const args& a, Teacher& teacher) {
     HYENA_CHECK(a.variant == "distill", "--variant must be scratch or distill");
     train::distill_options d;
     d.train.batch = a.batch, d.train.seq = a.seq, d.train.seed = a.seed, d.train.progress = false;
-    d.train.lr = a.lr, d.train.min_lr = a.lr / 10;
+    d.train.lr = a.lr, d.train.min_lr = a.lr * a.min_lr_ratio;
     d.train.eval = eo;
     if (a.weight_decay >= 0) d.train.adam.weight_decay = a.weight_decay;
     if (a.beta2 > 0) d.train.adam.beta2 = a.beta2;
@@ -166,6 +166,7 @@ void run(const args& a, Teacher& teacher) {
     if (a.stage1_lr > 0) d.stage1_lr = a.stage1_lr;
     if (a.tau > 0) d.tau = a.tau;
     if (a.alpha >= 0) d.alpha = a.alpha;
+    if (a.beta >= 0) d.beta = a.beta;
     train::parse_kd(a.kd, d);
     train::set_token_budget(d, a.tokens, teacher.config().layers, a.stage1_fraction);
     d.train.warmup = std::max<index_t>(1, d.train.steps / 20);
@@ -209,6 +210,8 @@ void run(const args& a, Teacher& teacher) {
                      {"kd", a.kd},
                      {"tau", d.tau},
                      {"alpha", d.alpha},
+                     {"beta", d.beta},
+                     {"min_lr", d.train.min_lr},
                      {"weight_decay", d.train.adam.weight_decay},
                      {"beta2", d.train.adam.beta2},
                      {"filter_lr_scale", d.train.adam.filter_lr_scale},
@@ -260,6 +263,8 @@ int main(int argc, char** argv) {
   app.add_option("--scratch-lr", a.scratch_lr)->capture_default_str();
   app.add_option("--tau", a.tau, "default: the library's");
   app.add_option("--alpha", a.alpha, "default: the library's");
+  app.add_option("--beta", a.beta, "weight of the stage-2 hidden-state MSE (default: the library's)");
+  app.add_option("--min-lr-ratio", a.min_lr_ratio, "stage 2 final lr / peak lr (cosine)")->capture_default_str();
   app.add_option("--filter-order", a.filter_order)->capture_default_str();
   app.add_option("--weight-decay", a.weight_decay, "AdamW weight decay (default: the library's)");
   app.add_option("--beta2", a.beta2, "AdamW beta2 (default: the library's)");

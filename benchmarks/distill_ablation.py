@@ -21,7 +21,8 @@ Suites:
               tokens, 15k held-out), budgets 500k and 1M student tokens
   wikitext    the demo's GPT-NeoX teacher on byte-level WikiText-2 (trained by `hyena demo`
               if --demo has none), budgets 300k and 600k (--wikitext-budgets), 10 held-out
-              points of 131k tokens per run
+              points of 131k tokens per run; --wikitext-teacher-tokens N: a teacher of the same
+              shape trained on N tokens instead (JSON key wikitext_teacherNM)
   rank-sweep  stories260K at 1M tokens only, "default" at the ranks and settings of SWEEP
               (its own table; JSON key stories/1000000/rank_sweep)
 Writes docs/results/distill_ablation.json (every run's numbers and curves, and per budget the
@@ -132,6 +133,8 @@ def main():
     ap.add_argument("--jobs", type=int, default=2, help="runs side by side (2 single-thread runs use 2 cores "
                     "better than one 2-thread run on these small models)")
     ap.add_argument("--wikitext-budgets", default="300000,600000", help="student-token budgets of the wikitext suite")
+    ap.add_argument("--wikitext-teacher-tokens", type=int, default=0,
+                    help="train the wikitext suite's teacher on this many tokens (default: the demo's own teacher)")
     ap.add_argument("--force", action="store_true", help="rerun runs that have a result.json")
     ap.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "distill_ablation.json"))
     a = ap.parse_args()
@@ -153,12 +156,19 @@ def main():
             return rank_sweep(a, binary, teacher, sample, names)
         suites.append(("stories", "stories260K, data-free", teacher, sample, [500_000, 1_000_000]))
     if a.suite in ("wikitext", "all"):
-        demo = a.demo or os.path.join(a.out, "demo")
+        # The demo's teacher (3M tokens) by default; --wikitext-teacher-tokens trains a stronger one of
+        # the same shape, kept apart (its own demo folder, JSON key and PNGs).
+        key, title, extra = "wikitext", "WikiText-2 (bytes), the demo's GPT-NeoX teacher", []
+        if a.wikitext_teacher_tokens:
+            m = f"{a.wikitext_teacher_tokens / 1e6:g}M"
+            key, title = f"wikitext_teacher{m}", f"WikiText-2 (bytes), a GPT-NeoX teacher of the demo's shape on {m} tokens"
+            extra = ["--teacher-tokens", str(a.wikitext_teacher_tokens)]
+        demo = a.demo or os.path.join(a.out, "demo" if not extra else f"demo_teacher{m}")
         teacher = os.path.join(demo, "teacher", "model.safetensors")
         if not os.path.exists(teacher):
             subprocess.run([os.path.join(a.build, "hyena"), "demo", "--preset", "small", "--out", demo,
-                            "--threads", a.threads], check=True)
-        suites.append(("wikitext", "WikiText-2 (bytes), the demo's GPT-NeoX teacher", teacher,
+                            "--threads", a.threads] + extra, check=True)
+        suites.append((key, title, teacher,
                        ["--train", os.path.join(demo, "data", "train.tok"), "--held",
                         os.path.join(demo, "data", "valid.tok"), "--curve-tokens", "131072",
                         "--eval-points", "10"],

@@ -163,37 +163,54 @@ struct hyena_operator {
     lin::init(c.out_proj(), p.out_proj, r);
   }
 
-  static void forward(context& ctx, const config& c, const params& p, cache& k, ctview u, tview y) {
+  // The checks forward and infer share: a valid config, u contiguous (batch, seq, hidden) with
+  // 1 <= seq <= max_seq, and y of u's shape.
+  static void check_call(const config& c, ctview u, tview y) {
     c.validate();
     HYENA_CHECK(u.rank() == 3 && u.size(2) == c.hidden && u.contiguous(), "hyena: input must be contiguous (batch, seq, ",
                 c.hidden, "), got ", u.shape);
     check_same_shape(u, y, "hyena: output vs input");
+    HYENA_CHECK(u.size(1) >= 1 && u.size(1) <= c.max_seq, "hyena: sequence length ", u.size(1),
+                " not in [1, max_seq = ", c.max_seq, "]");
+  }
+
+  // Block j of the projections: proj = u W_j^T + b_j (W_j: rows jD.. of in_proj), then
+  // out = short_conv_j(proj). Every pointer is (batch, seq, D).
+  static void project_block(context& ctx, const config& c, const params& p, ctview u, index_t j, T* proj, T* out) {
+    const index_t batch = u.size(0), seq = u.size(1), D = c.hidden, rows = batch * seq, K = c.short_filter;
+    B::gemm(ctx, false, true, rows, D, D, T(1), u.data, D, p.in_proj.weight.data + j * D * D, D, T(0), proj, D);
+    B::add_bias(ctx, rows, D, p.in_proj.bias.data + j * D, proj);
+    B::short_conv_forward(ctx, batch, seq, D, K, static_cast<const T*>(proj), p.short_filter.weight.data + j * D * K,
+                          p.short_filter.bias.data + j * D, out);
+  }
+
+  // Long convolution i: w = x * v_in, out = h_i conv w + D_i w (w may be x: in place). Every
+  // pointer but h (the (C D, seq) filters) is (batch, seq, D).
+  static void gated_long_conv(context& ctx, const config& c, const params& p, index_t batch, index_t seq, const T* h,
+                              index_t i, const T* x, const T* v_in, T* w, T* out) {
+    const index_t D = c.hidden, rows = batch * seq;
+    B::mul(ctx, rows * D, x, v_in, w);
+    B::causal_conv_forward(ctx, batch, seq, D, static_cast<const T*>(w), h + i * D * seq, seq, out);
+    B::scale_add(ctx, rows, D, p.bias.data + i * D, static_cast<const T*>(w), out);
+  }
+
+  static void forward(context& ctx, const config& c, const params& p, cache& k, ctview u, tview y) {
+    check_call(c, u, y);
     const index_t batch = u.size(0), seq = u.size(1), N = c.order, R = c.rank, D = c.hidden;
-    const index_t nb = c.blocks(), C = c.convs();
-    HYENA_CHECK(seq >= 1 && seq <= c.max_seq, "hyena: sequence length ", seq, " not in [1, max_seq = ", c.max_seq, "]");
-    const index_t rows = batch * seq, n = rows * D, K = c.short_filter;
+    const index_t nb = c.blocks(), C = c.convs(), n = batch * seq * D;
     tview proj = leading(k.proj, {nb, batch, seq, D}, "hyena");
     tview blocks = leading(k.blocks, {nb, batch, seq, D}, "hyena"), h = leading(k.h, {C * D, seq}, "hyena");
     tview w = leading(k.w, {C, batch, seq, D}, "hyena"), v = leading(k.v, {C, batch, seq, D}, "hyena");
     tview gated = leading(k.gated, {batch, seq, D}, "hyena");
     auto block = [&](const tview& t, index_t j) { return t.data + j * n; };
 
-    // p_j = u W_j^T + b_j and s_j = short_conv_j(p_j), block by block (W_j: rows jD.. of in_proj).
-    for (index_t j = 0; j < nb; ++j) {
-      B::gemm(ctx, false, true, rows, D, D, T(1), u.data, D, p.in_proj.weight.data + j * D * D, D, T(0),
-              block(proj, j), D);
-      B::add_bias(ctx, rows, D, p.in_proj.bias.data + j * D, block(proj, j));
-      B::short_conv_forward(ctx, batch, seq, D, K, static_cast<const T*>(block(proj, j)),
-                            p.short_filter.weight.data + j * D * K, p.short_filter.bias.data + j * D, block(blocks, j));
-    }
+    // The projections (kept, with the short convs' outputs, for the backward).
+    for (index_t j = 0; j < nb; ++j) project_block(ctx, c, p, u, j, block(proj, j), block(blocks, j));
     k.in_proj.x = u;
     filt::forward(ctx, c.filter(), p.filter, k.filter, seq, h);
     // Long convolution i: w_i = x * v_in, v_i = h_i conv w_i + D_i w_i.
     auto long_conv = [&](index_t i, const T* x, const T* v_in) {
-      B::mul(ctx, n, x, v_in, block(w, i));
-      B::causal_conv_forward(ctx, batch, seq, D, static_cast<const T*>(block(w, i)), h.data + i * D * seq, seq,
-                             block(v, i));
-      B::scale_add(ctx, rows, D, p.bias.data + i * D, static_cast<const T*>(block(w, i)), block(v, i));
+      gated_long_conv(ctx, c, p, batch, seq, h.data, i, x, v_in, block(w, i), block(v, i));
     };
 
     if (R == 1) {  // the recurrence, from x_{N-1} down to x_1; then gated = x_0 * v_1
@@ -241,29 +258,18 @@ struct hyena_operator {
   };
 
   static void infer(context& ctx, const config& c, const params& p, infer_cache& k, ctview u, tview y) {
-    c.validate();
-    HYENA_CHECK(u.rank() == 3 && u.size(2) == c.hidden && u.contiguous(), "hyena: input must be contiguous (batch, seq, ",
-                c.hidden, "), got ", u.shape);
-    check_same_shape(u, y, "hyena: output vs input");
+    check_call(c, u, y);
     const index_t batch = u.size(0), seq = u.size(1), N = c.order, R = c.rank, D = c.hidden, C = c.convs();
-    HYENA_CHECK(seq >= 1 && seq <= c.max_seq, "hyena: sequence length ", seq, " not in [1, max_seq = ", c.max_seq, "]");
-    const index_t rows = batch * seq, n = rows * D, K = c.short_filter;
+    const index_t n = batch * seq * D;
     const shape s{batch, seq, D};
     tview proj = leading(k.proj, s, "hyena"), a = leading(k.a, s, "hyena"), b = leading(k.b, s, "hyena");
     tview h = leading(k.h, {C * D, seq}, "hyena");
-    // Block j of the short conv's output, s_j = short_conv_j(u W_j^T + b_j), into `out`.
-    auto block = [&](index_t j, const tview& out) {
-      B::gemm(ctx, false, true, rows, D, D, T(1), u.data, D, p.in_proj.weight.data + j * D * D, D, T(0), proj.data, D);
-      B::add_bias(ctx, rows, D, p.in_proj.bias.data + j * D, proj.data);
-      B::short_conv_forward(ctx, batch, seq, D, K, static_cast<const T*>(proj.data),
-                            p.short_filter.weight.data + j * D * K, p.short_filter.bias.data + j * D, out.data);
-    };
+    // Block j of the short conv's output into `out`, one in_proj block at a time through proj.
+    auto block = [&](index_t j, const tview& out) { project_block(ctx, c, p, u, j, proj.data, out.data); };
     filt::infer(ctx, c.filter(), p.filter, k.filter, seq, h);
-    // Long convolution i: w = x * v_in in place over x, then out = h_i conv w + D_i w.
+    // Long convolution i in place over x (w = x * v_in), into out.
     auto long_conv = [&](index_t i, const tview& x, const T* v_in, const tview& out) {
-      B::mul(ctx, n, static_cast<const T*>(x.data), v_in, x.data);
-      B::causal_conv_forward(ctx, batch, seq, D, static_cast<const T*>(x.data), h.data + i * D * seq, seq, out.data);
-      B::scale_add(ctx, rows, D, p.bias.data + i * D, static_cast<const T*>(x.data), out.data);
+      gated_long_conv(ctx, c, p, batch, seq, h.data, i, x.data, v_in, x.data, out.data);
     };
     typename lin::cache unused;  // a linear's cache only records its input, for a backward
     if (R == 1) {  // a holds v, then each v_i (written over the v it was computed from); b each x_i
