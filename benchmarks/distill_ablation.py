@@ -16,6 +16,7 @@ tau 1, lr 2e-3, in all):
   default order 3    the same with an order-3 Hyena operator
   default rank R     the same with a rank-R order-2 operator (R gate pairs and filters, nn/hyena.hpp);
                      `hyena distill` and the demo run "default rank 4"
+  default rank 4 hidden MSE 1    the same plus the stage-2 hidden-state MSE at weight 1 (--beta 1)
 Suites:
   stories     llama2.c stories260K, data-free: corpora sampled from the teacher (1M training
               tokens, 15k held-out), budgets 500k and 1M student tokens
@@ -52,9 +53,10 @@ VARIANTS = {
     "default rank 4": ["--rank", "4"],
     "default rank 16": ["--rank", "16"],
     "scratch rank 4": ["--variant", "scratch", "--rank", "4"],
+    "default rank 4 hidden MSE 1": ["--rank", "4", "--beta", "1"],
 }
 # A distilled variant's from-scratch student of the same shape: its reach is reported against both.
-SAME_SHAPE_SCRATCH = {"default rank 4": "scratch rank 4"}
+SAME_SHAPE_SCRATCH = {"default rank 4": "scratch rank 4", "default rank 4 hidden MSE 1": "scratch rank 4"}
 
 # The rank sweep (--suite rank-sweep): the default recipe on stories260K at 1M tokens, one run per
 # row, each the flags it adds to the default.
@@ -70,6 +72,16 @@ SWEEP = {
     "rank 17, taylor branches, gamma 1": ["--rank", "17", "--branches", "taylor"],
     "rank 17, taylor branches, gamma 1, seed 6": ["--rank", "17", "--branches", "taylor", "--seed", "6"],
     "rank 17, taylor branches, gamma 0.5": ["--rank", "17", "--branches", "taylor", "--taylor-scale", "0.5"],
+    # Stage-2 settings at rank 4: batch, lr, tau, and the hidden-state MSE (beta, per layer).
+    "rank 4, batch 2": ["--rank", "4", "--batch", "2"],
+    "rank 4, batch 4": ["--rank", "4", "--batch", "4"],
+    "rank 4, batch 4, lr 1e-3": ["--rank", "4", "--batch", "4", "--lr", "1e-3"],
+    "rank 4, tau 2": ["--rank", "4", "--tau", "2"],
+    "rank 1, hidden MSE 1": ["--beta", "1"],
+    "rank 4, hidden MSE 1": ["--rank", "4", "--beta", "1"],
+    "rank 4, hidden MSE 1, seed 6": ["--rank", "4", "--beta", "1", "--seed", "6"],
+    "rank 4, batch 4, hidden MSE 1": ["--rank", "4", "--batch", "4", "--beta", "1"],
+    "rank 4, batch 4, hidden MSE 1, seed 6": ["--rank", "4", "--batch", "4", "--beta", "1", "--seed", "6"],
 }
 SWEEP_BUDGET = 1_000_000
 
@@ -88,6 +100,17 @@ def run(binary, out, common, extra, force):
         subprocess.run(cmd, check=True)
     with open(result) as f:
         return json.load(f)
+
+
+def split_names(text, known):
+    """A comma-separated list of names, some with commas of their own ("rank 8, lr 3e-3"): at each
+    position the longest run of pieces that is a known name (else one piece, reported unknown)."""
+    pieces, names, i = text.split(","), [], 0
+    while i < len(pieces):
+        j = next((j for j in range(len(pieces), i, -1) if ",".join(pieces[i:j]).strip() in known), i + 1)
+        names.append(",".join(pieces[i:j]).strip())
+        i = j
+    return names
 
 
 def tokens_to_reach(curve, target):
@@ -140,7 +163,7 @@ def main():
     a = ap.parse_args()
     binary = os.path.join(a.build, "benchmarks", "distill_ablation")
     table_of = SWEEP if a.suite == "rank-sweep" else VARIANTS
-    names = a.variants.split(",") if a.variants else list(table_of)
+    names = split_names(a.variants, table_of) if a.variants else list(table_of)
     unknown = [n for n in names if n not in table_of]
     if unknown:
         ap.error(f"unknown variant(s) {unknown}; the {a.suite} suite has {list(table_of)}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# libFuzzer harnesses (fuzz/): build, seed and run them. See docs/fuzzing.md.
+# libFuzzer harnesses (fuzz/): build, seed and run them. See docs/reliability.md.
 #
 #   bash scripts/fuzz.sh build                 install clang + libFuzzer (Debian), configure build-fuzz/, build all
 #   bash scripts/fuzz.sh run NAME SECONDS      run fuzz_NAME for SECONDS (ASan + UBSan), one process, niced;

@@ -1,4 +1,4 @@
-// Inputs the libFuzzer harnesses (fuzz/, docs/fuzzing.md) found, each a regression test: the
+// Inputs the libFuzzer harnesses (fuzz/, docs/reliability.md) found, each a regression test: the
 // harness's finding, what was wrong, and the behaviour now required.
 #include <doctest/doctest.h>
 
