@@ -47,7 +47,7 @@ struct args {
   index_t tokens = 0, batch = 8, seq = 256, eval_points = 20, curve_tokens = 0, filter_order = 64, order = 2,
           rank = 1;
   double stage1_fraction = train::recommended_stage1_fraction, operator_fraction = -1, lr = 2e-3, stage1_lr = -1,
-         tau = -1, alpha = -1, beta = -1, scratch_lr = 3e-3, weight_decay = -1, beta2 = -1,
+         tau = -1, alpha = -1, beta = 0, scratch_lr = 3e-3, weight_decay = -1, beta2 = -1,
          filter_lr_scale = -1, taylor_scale = 1, min_lr_ratio = 0.1;
   bool freeze_shared = false;
   std::uint64_t seed = 5;
@@ -263,7 +263,10 @@ int main(int argc, char** argv) {
   app.add_option("--scratch-lr", a.scratch_lr)->capture_default_str();
   app.add_option("--tau", a.tau, "default: the library's");
   app.add_option("--alpha", a.alpha, "default: the library's");
-  app.add_option("--beta", a.beta, "weight of the stage-2 hidden-state MSE (default: the library's)");
+  app.add_option("--beta", a.beta,
+                 "weight of the stage-2 hidden-state MSE (default 0, which every variant before it was measured with; "
+                 "the library's default is 1)")
+      ->capture_default_str();
   app.add_option("--min-lr-ratio", a.min_lr_ratio, "stage 2 final lr / peak lr (cosine)")->capture_default_str();
   app.add_option("--filter-order", a.filter_order)->capture_default_str();
   app.add_option("--weight-decay", a.weight_decay, "AdamW weight decay (default: the library's)");
