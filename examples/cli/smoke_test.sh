@@ -125,6 +125,7 @@ if [[ -f "$stories/stories260K.bin" ]]; then
   grep -q "^distillation plan: [1-9]" distill_default.out || fail "no plan: $(cat distill_default.out)"
   grep -q "stage 0: .*from the teacher's attention" distill_default.out || fail "default init: $(cat distill_default.out)"
   grep -q "order-2 rank-4 Hyena operator" distill_default.out || fail "default rank: $(head -n 1 distill_default.out)"
+  grep -q "stage 2: .* + 1 x hidden MSE" distill_default.out || fail "default hidden-state MSE: $(cat distill_default.out)"
   grep -q " on 0 tokens" distill_default.out && fail "default distill trained on 0 tokens"
   grep -q '"label":"stage 1 fit"' distilled_default/metrics.jsonl || fail "no per-layer fit in metrics.jsonl"
   "$hyena" eval --model distilled/model.safetensors --data stories.tok --seq 32 --json --threads 1 \
