@@ -32,7 +32,7 @@ struct demo_args {
   int threads = 0;
 };
 
-// Budgets that finish the preset on 2 cores in about twenty minutes ("small" at rank 4, measured) or
+// Budgets that finish the preset on 2 cores in about 22 minutes ("small" at rank 4, measured) or
 // seconds ("tiny"). The small teacher reads about one pass over WikiText-2's training split (10.8M
 // bytes): a teacher trained on 3M tokens is matched by a student from scratch within 600k tokens,
 // which leaves distillation nothing to show (docs/results.md section 2).
@@ -337,7 +337,7 @@ void add_demo_command(CLI::App& app) {
   c->add_option("--corpus", a->corpus, "a text file (default: WikiText-2 from HYENA_DATA_DIR, else Debian's fortunes)")
       ->check(CLI::ExistingFile);
   c->add_option("--out", a->out, "run folder")->capture_default_str();
-  c->add_option("--preset", a->preset, "tiny (seconds), small (~20 min on 2 cores) or pythia-70m")
+  c->add_option("--preset", a->preset, "tiny (seconds), small (~22 min on 2 cores) or pythia-70m")
       ->check(CLI::IsMember({"tiny", "small", "pythia-70m"}))->capture_default_str();
   c->add_option("--teacher-tokens", a->teacher_tokens, "teacher training tokens (default: the preset's)");
   c->add_option("--teacher", a->teacher, "reuse this teacher (a demo's teacher/model.safetensors) instead of training one")
