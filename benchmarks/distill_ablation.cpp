@@ -166,7 +166,7 @@ void run(const args& a, Teacher& teacher) {
     if (a.stage1_lr > 0) d.stage1_lr = a.stage1_lr;
     if (a.tau > 0) d.tau = a.tau;
     if (a.alpha >= 0) d.alpha = a.alpha;
-    if (a.beta >= 0) d.beta = a.beta;
+    d.beta = a.beta;
     train::parse_kd(a.kd, d);
     train::set_token_budget(d, a.tokens, teacher.config().layers, a.stage1_fraction);
     d.train.warmup = std::max<index_t>(1, d.train.steps / 20);

@@ -183,13 +183,13 @@ def main():
         # 10M since) by default, so the rows under "wikitext" keep their teacher;
         # --wikitext-teacher-tokens trains another of the same shape, kept apart (its own demo folder,
         # JSON key and PNGs).
-        key, title = "wikitext", "WikiText-2 (bytes), the demo's GPT-NeoX teacher"
-        extra = ["--teacher-tokens", "3000000"]
+        key, title, folder = "wikitext", "WikiText-2 (bytes), the demo's GPT-NeoX teacher", "demo"
         if a.wikitext_teacher_tokens:
             m = f"{a.wikitext_teacher_tokens / 1e6:g}M"
             key, title = f"wikitext_teacher{m}", f"WikiText-2 (bytes), a GPT-NeoX teacher of the demo's shape on {m} tokens"
-            extra = ["--teacher-tokens", str(a.wikitext_teacher_tokens)]
-        demo = a.demo or os.path.join(a.out, "demo" if not a.wikitext_teacher_tokens else f"demo_teacher{m}")
+            folder = f"demo_teacher{m}"
+        extra = ["--teacher-tokens", str(a.wikitext_teacher_tokens or 3_000_000)]
+        demo = a.demo or os.path.join(a.out, folder)
         teacher = os.path.join(demo, "teacher", "model.safetensors")
         if not os.path.exists(teacher):
             subprocess.run([os.path.join(a.build, "hyena"), "demo", "--preset", "small", "--out", demo,
