@@ -77,7 +77,7 @@ TEST_CASE("gemm: cpu equals cpu_ref for every transpose, edge sizes, alpha and b
   for (bool ta : {false, true})
     for (bool tb : {false, true})
       for (index_t m : {1, 7, 8, 9, 33, 130})
-        for (index_t n : {1, 15, 32, 33, 70})
+        for (index_t n : {1, 15, 32, 33, 70, 130})  // 130: 9 panels, where A in rows is packed too
           for (index_t k : {1, 5, 64, 300}) {
             check_product<float>({ta, tb, m, n, k, 0}, 1.0, 0.0, triangle::none, 1);
             check_product<float>({ta, tb, m, n, k, 3}, 0.5, 1.0, triangle::none, 2);
