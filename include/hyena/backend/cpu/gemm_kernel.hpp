@@ -237,7 +237,7 @@ void multiply_rows(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t 
                    const T* packed, index_t ldp, T beta, T* c, index_t ldc, T* apack, index_t diag = 0) {
   constexpr index_t nr = tile<T>::nr, mr = tile<T>::mr, kc = tile<T>::kc, mc = tile<T>::mc;
   const index_t panels = (n + nr - 1) / nr;
-  // A transposed is always packed (its rows are MR-wide strips thousands of values apart). A in
+  // A transposed is packed (its rows are MR-wide strips thousands of values apart). A in
   // rows is packed with the fast AVX copy when it serves 8 or more panels of B and no triangle
   // limits its depth; otherwise the kernel reads it in place (measured on AVX2, one thread:
   // packing +3-6% on the models' forward and input-gradient products, n >= 128; -8-15% on n <= 64
