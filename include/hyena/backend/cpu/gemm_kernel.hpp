@@ -178,8 +178,8 @@ inline void micro_tile(index_t kc, const T* ap, index_t rs, index_t cs, const T*
   batch acc0[mr], acc1[mr];
   HYENA_UNROLL_ALL
   for (index_t r = 0; r < mr; ++r) acc0[r] = acc1[r] = batch(T(0));
-  // Unrolled over the depth: the loop's own instructions otherwise cost 10-15% of the FMA
-  // rate (measured on AVX2, one tile in L1: 79% -> 90-96% of peak).
+  // Unrolled over the depth: otherwise the loop's own counter and branch take a share of the
+  // FMA rate (docs/results.md section 5, "Kept (2026-12-01)").
   HYENA_UNROLL_DEPTH
   for (index_t p = 0; p < kc; ++p) {
     const batch b0 = batch::load_aligned(bp + p * nr), b1 = batch::load_aligned(bp + p * nr + w);
@@ -239,9 +239,9 @@ void multiply_rows(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t 
   const index_t panels = (n + nr - 1) / nr;
   // A transposed is packed (its rows are MR-wide strips thousands of values apart). A in
   // rows is packed with the fast AVX copy when it serves 8 or more panels of B and no triangle
-  // limits its depth; otherwise the kernel reads it in place (measured on AVX2, one thread:
-  // packing +3-6% on the models' forward and input-gradient products, n >= 128; -8-15% on n <= 64
-  // and on attention's triangular products).
+  // limits its depth; otherwise the kernel reads it in place (measured on AVX2, one thread, in
+  // docs/results.md section 5: packing helps from n = 128 and costs 8-15% on n <= 64 and on
+  // attention's triangular products).
   const bool pack =
       panels >= 2 && (a.rs == 1 || (fast_row_pack<T>() && tri == triangle::none && panels >= 8));
   for (index_t pc = 0; pc < std::max<index_t>(k, 1); pc += kc) {
