@@ -129,3 +129,42 @@ TEST_CASE("gemm: a triangular A gives the full product under its hint") {
     CHECK(upper[i] == doctest::Approx(full_t[i]).epsilon(1e-5));
   }
 }
+
+namespace {
+// gemm_bias (C = op(A) op(B) + bias on every row) of cpu against cpu_ref. C starts as NaN:
+// it must never be read, and its padding columns never written.
+template <class T>
+void check_bias_product(const product& s, int threads) {
+  rng r(s.m * 7919 + s.n * 31 + s.k + s.ta * 2 + s.tb);
+  const index_t lda = (s.ta ? s.m : s.k) + s.pad, ldb = (s.tb ? s.k : s.n) + s.pad, ldc = s.n + s.pad;
+  auto a = randn<T>((s.ta ? s.k : s.m) * lda, r), b = randn<T>((s.tb ? s.n : s.k) * ldb, r), bias = randn<T>(s.n, r);
+  for (auto& x : bias) x *= T(10);  // a bias added twice or not at all stands out
+  std::vector<T> c_ref(s.m * ldc, std::numeric_limits<T>::quiet_NaN()), c_fast = c_ref;
+  backend::host_context ref_ctx(1), ctx(threads);
+  cpu_ref::gemm_bias(ref_ctx, s.ta, s.tb, s.m, s.n, s.k, a.data(), lda, b.data(), ldb, bias.data(), c_ref.data(), ldc);
+  cpu::gemm_bias(ctx, s.ta, s.tb, s.m, s.n, s.k, a.data(), lda, b.data(), ldb, bias.data(), c_fast.data(), ldc);
+  const double tol = (std::is_same_v<T, float> ? 2e-6 : 1e-13) * std::sqrt(double(s.k) + 1);
+  int bad = 0;
+  for (index_t i = 0; i < s.m; ++i)
+    for (index_t j = 0; j < ldc; ++j) {
+      const double want = c_ref[i * ldc + j], got = c_fast[i * ldc + j];
+      if (j >= s.n) bad += !std::isnan(got);
+      else bad += !(std::abs(got - want) <= tol * (1 + std::abs(want)));
+    }
+  INFO("ta ", s.ta, " tb ", s.tb, " m ", s.m, " n ", s.n, " k ", s.k, " pad ", s.pad, " threads ", threads);
+  CHECK(bad == 0);
+}
+}  // namespace
+
+TEST_CASE("gemm_bias: the bias is added once to every row, whatever the tiles and depth passes") {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (index_t m : {1, 7, 33, 130})
+        for (index_t n : {1, 15, 33, 130})
+          for (index_t k : {0, 1, 64, 300}) {  // 0: C = bias; 300: two passes over the depth
+            check_bias_product<float>({ta, tb, m, n, k, 0}, 1);
+            check_bias_product<float>({ta, tb, m, n, k, 3}, 2);
+          }
+  check_bias_product<float>({false, true, 1000, 384, 128, 0}, 2);  // a linear layer's shape, rows split
+  check_bias_product<double>({false, true, 45, 50, 270, 2}, 2);
+}

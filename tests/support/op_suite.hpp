@@ -218,6 +218,25 @@ inline std::ostream& operator<<(std::ostream& os, const gemm_case& c) {
             << ", tri " << int(c.tri) << ", seed " << c.seed << "}";
 }
 
+// gemm_bias: C = op(A) op(B) + bias on every row (a linear layer's forward); lda = rows + 3,
+// ldb = + 2, C contiguous (ldc = n, which the CUDA backend requires) and starting as NaN.
+struct gemm_bias_case {
+  index_t m, n, k;
+  bool ta, tb;
+  unsigned seed;
+  tolerance tol;  // relative to max|C|
+};
+inline const std::vector<gemm_bias_case> gemm_bias_cases{
+    // m   n   k    ta     tb    seed tol
+    {33, 47, 65, false, true, 11, {1e-5, 1e-12}},  // x W^T + b
+    {70, 130, 300, false, true, 12, {1e-5, 1e-12}},  // more than one tile and depth pass
+    {33, 47, 65, true, false, 13, {1e-5, 1e-12}},
+};
+inline std::ostream& operator<<(std::ostream& os, const gemm_bias_case& c) {
+  return os << "gemm_bias_case{m " << c.m << ", n " << c.n << ", k " << c.k << ", ta " << c.ta << ", tb " << c.tb
+            << ", seed " << c.seed << "}";
+}
+
 // The pointwise ops and column sums over a (rows, cols) matrix: a (scale 3) and b as inputs,
 // bias (cols). Assigned outputs start as NaN; axpy, scale, axpby, add_bias and bias_grad
 // accumulate into (or scale) a random start. swiglu: gate_up is (rows, 2 * (cols / 2)) inside a.
@@ -576,6 +595,18 @@ class runner {
         }
     check_close_max(got_c, want_c, rel(c.tol), c.batch == 0 ? "gemm C" : "gemm_batched C");
     check_same_bits(got_pad, want_pad, "C's padding (untouched)");
+  }
+
+  HYENA_OP_SUITE_COLD void gemm_bias(const gemm_bias_case& c) {
+    const index_t a_rows = c.ta ? c.k : c.m, lda = (c.ta ? c.m : c.k) + 3;
+    const index_t b_rows = c.tb ? c.n : c.k, ldb = (c.tb ? c.k : c.n) + 2;
+    const std::vector<T> a = random_vec<T>(a_rows * lda, c.seed), b = random_vec<T>(b_rows * ldb, c.seed + 1),
+                         bias = random_vec<T>(c.n, c.seed + 2), c0 = nan_vec<T>(c.m * c.n);
+    std::vector<T> want = c0;
+    dev<T> da(a), db(b), dbias(bias), dc(c0);
+    ref::gemm_bias<T>(host_, c.ta, c.tb, c.m, c.n, c.k, a.data(), lda, b.data(), ldb, bias.data(), want.data(), c.n);
+    B::template gemm_bias<T>(ctx_, c.ta, c.tb, c.m, c.n, c.k, da.get(), lda, db.get(), ldb, dbias.get(), dc.get(), c.n);
+    check_close_max(down(dc), want, rel(c.tol), "gemm_bias C");
   }
 
   HYENA_OP_SUITE_COLD void elementwise(const elementwise_case& c) {
@@ -1214,6 +1245,7 @@ void run(typename B::context& ctx, options opt = {}) {
   runner<B, T> r(ctx, opt);
   INFO("backend " << std::string(B::name) << ", " << std::string(std::is_same_v<T, float> ? "float" : "double"));
   SUBCASE("gemm") each_case(gemm_cases, [&](const auto& c) { r.gemm(c); });
+  SUBCASE("gemm_bias") each_case(gemm_bias_cases, [&](const auto& c) { r.gemm_bias(c); });
   SUBCASE("elementwise") each_case(elementwise_cases, [&](const auto& c) { r.elementwise(c); });
   SUBCASE("norm") each_case(norm_cases, [&](const auto& c) { r.norm(c); });
   SUBCASE("embedding") each_case(embedding_cases, [&](const auto& c) { r.embedding(c); });

@@ -53,6 +53,7 @@ template <class B, class T>
 concept gemm_ops = requires(typename B::context& c, const T* x, T* y, index_t n, T a, triangle tri) {
   B::gemm(c, false, false, n, n, n, a, x, n, x, n, a, y, n);
   B::gemm(c, false, false, n, n, n, a, x, n, x, n, a, y, n, tri);
+  B::gemm_bias(c, false, true, n, n, n, x, n, x, n, x, y, n);
   B::gemm_batched(c, false, false, n, n, n, a, x, n, n, x, n, n, a, y, n, n, n);
   B::gemm_batched(c, false, false, n, n, n, a, x, n, n, x, n, n, a, y, n, n, n, tri);
 };

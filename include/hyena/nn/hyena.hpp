@@ -178,8 +178,8 @@ struct hyena_operator {
   // out = short_conv_j(proj). Every pointer is (batch, seq, D).
   static void project_block(context& ctx, const config& c, const params& p, ctview u, index_t j, T* proj, T* out) {
     const index_t batch = u.size(0), seq = u.size(1), D = c.hidden, rows = batch * seq, K = c.short_filter;
-    B::gemm(ctx, false, true, rows, D, D, T(1), u.data, D, p.in_proj.weight.data + j * D * D, D, T(0), proj, D);
-    B::add_bias(ctx, rows, D, p.in_proj.bias.data + j * D, proj);
+    B::gemm_bias(ctx, false, true, rows, D, D, u.data, D, p.in_proj.weight.data + j * D * D, D,
+                 p.in_proj.bias.data + j * D, proj, D);
     B::short_conv_forward(ctx, batch, seq, D, K, static_cast<const T*>(proj), p.short_filter.weight.data + j * D * K,
                           p.short_filter.bias.data + j * D, out);
   }

@@ -45,8 +45,10 @@ struct linear {
     index_t rows = rows_of(x, c.in, "linear input");
     HYENA_CHECK(rows_of(y, c.out, "linear output") == rows, "linear: output rows ", y.numel() / c.out,
                 " != input rows ", rows);
-    B::gemm(ctx, false, true, rows, c.out, c.in, T(1), x.data, c.in, p.weight.data, c.in, T(0), y.data, c.out);
-    if (c.bias) B::add_bias(ctx, rows, c.out, p.bias.data, y.data);
+    if (c.bias)
+      B::gemm_bias(ctx, false, true, rows, c.out, c.in, x.data, c.in, p.weight.data, c.in, p.bias.data, y.data, c.out);
+    else
+      B::gemm(ctx, false, true, rows, c.out, c.in, T(1), x.data, c.in, p.weight.data, c.in, T(0), y.data, c.out);
     k.x = x;
   }
 

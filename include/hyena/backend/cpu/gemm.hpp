@@ -40,45 +40,16 @@ struct cpu_gemm_ops : Base {
   static void gemm(host_context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                    const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                    triangle tri = triangle::none) {
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) {  // an empty sum: C = beta * C (A and B may be null, so the kernel is not entered)
-      for (index_t i = 0; i < m; ++i)
-        for (index_t j = 0; j < (tri == triangle::c_lower ? std::min(n, i + 1) : n); ++j)
-          c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
-      return;
-    }
-    using namespace gemm_detail;
-    const auto A = operand<T>::of(a, lda, trans_a);
-    const auto B = operand<T>::of(b, ldb, trans_b);
-    const index_t panels = (n + tile<T>::nr - 1) / tile<T>::nr, row_blocks = (m + tile<T>::mr - 1) / tile<T>::mr;
-    // Wake other threads only for products worth a few microseconds each.
-    const double flops = 2.0 * double(m) * double(n) * double(std::max<index_t>(k, 1));
-    const int threads = static_cast<int>(std::min<double>({double(ctx.threads()), double(row_blocks), flops / 4e5}));
-    auto& scratch = ctx.state<gemm_scratch<T>>();
-    if (threads <= 1) {
-      auto& buf = scratch.at(0, 1);
-      buf.reserve(packed_size<T>(k, n));
-      pack_b(B, k, n, 0, panels, buf.packed.data());
-      multiply_rows(tri, 0, m, n, k, alpha, A, buf.packed.data(), k, beta, c, ldc, buf.apack.data());
-      return;
-    }
-    auto& shared = scratch.at(0, threads);
-    shared.reserve(packed_size<T>(k, n));
-    for (int t = 1; t < threads; ++t) scratch.at(t, threads).reserve(0);
-#pragma omp parallel num_threads(threads)
-    {
-      const int t = thread_index(), nt = thread_count();
-      const index_t pchunk = (panels + nt - 1) / nt;
-      pack_b(B, k, n, std::min(panels, t * pchunk), std::min(panels, (t + 1) * pchunk), shared.packed.data());
-#pragma omp barrier
-      // Whole row blocks per thread; with a triangle, later rows carry more (c_lower, a_lower)
-      // or less (a_upper) work, so interleave blocks of rows instead of cutting in halves.
-      const index_t step = tri == triangle::none ? (row_blocks + nt - 1) / nt : 1;
-      for (index_t blk = index_t(t) * step; blk < row_blocks; blk += index_t(nt) * step) {
-        const index_t lo = blk * tile<T>::mr, hi = std::min(m, (blk + step) * tile<T>::mr);
-        multiply_rows(tri, lo, hi, n, k, alpha, A, shared.packed.data(), k, beta, c, ldc, scratch.threads[t].apack.data());
-      }
-    }
+    product(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, tri, static_cast<const T*>(nullptr));
+  }
+
+  // C = op(A) * op(B) + bias, the bias (n) added to every row of C (m x n): a linear layer's
+  // forward, as cpu_ref's gemm_bias. The kernel adds the bias while each tile of C is in
+  // registers, which saves add_bias's second pass over C.
+  template <class T>
+  static void gemm_bias(host_context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, const T* a,
+                        index_t lda, const T* b, index_t ldb, const T* bias, T* c, index_t ldc) {
+    product(ctx, trans_a, trans_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, ldc, triangle::none, bias);
   }
 
   // `batch` independent products, matrix i at a + i * stride_a (and so on; a stride of 0
@@ -109,6 +80,55 @@ struct cpu_gemm_ops : Base {
   }
 
  private:
+  // gemm, plus a bias (n values, or null) added to every row of C.
+  template <class T>
+  static void product(host_context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
+                      const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, triangle tri,
+                      const T* bias) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {  // an empty sum: C = beta * C (A and B may be null, so the kernel is not entered)
+      for (index_t i = 0; i < m; ++i)
+        for (index_t j = 0; j < (tri == triangle::c_lower ? std::min(n, i + 1) : n); ++j) {
+          T& y = c[i * ldc + j];
+          y = (beta == T(0) ? T(0) : beta * y) + (bias ? bias[j] : T(0));
+        }
+      return;
+    }
+    using namespace gemm_detail;
+    const auto A = operand<T>::of(a, lda, trans_a);
+    const auto B = operand<T>::of(b, ldb, trans_b);
+    const index_t panels = (n + tile<T>::nr - 1) / tile<T>::nr, row_blocks = (m + tile<T>::mr - 1) / tile<T>::mr;
+    // Wake other threads only for products worth a few microseconds each.
+    const double flops = 2.0 * double(m) * double(n) * double(std::max<index_t>(k, 1));
+    const int threads = static_cast<int>(std::min<double>({double(ctx.threads()), double(row_blocks), flops / 4e5}));
+    auto& scratch = ctx.state<gemm_scratch<T>>();
+    if (threads <= 1) {
+      auto& buf = scratch.at(0, 1);
+      buf.reserve(packed_size<T>(k, n));
+      pack_b(B, k, n, 0, panels, buf.packed.data());
+      multiply_rows(tri, 0, m, n, k, alpha, A, buf.packed.data(), k, beta, c, ldc, buf.apack.data(), 0, bias);
+      return;
+    }
+    auto& shared = scratch.at(0, threads);
+    shared.reserve(packed_size<T>(k, n));
+    for (int t = 1; t < threads; ++t) scratch.at(t, threads).reserve(0);
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = thread_index(), nt = thread_count();
+      const index_t pchunk = (panels + nt - 1) / nt;
+      pack_b(B, k, n, std::min(panels, t * pchunk), std::min(panels, (t + 1) * pchunk), shared.packed.data());
+#pragma omp barrier
+      // Whole row blocks per thread; with a triangle, later rows carry more (c_lower, a_lower)
+      // or less (a_upper) work, so interleave blocks of rows instead of cutting in halves.
+      const index_t step = tri == triangle::none ? (row_blocks + nt - 1) / nt : 1;
+      for (index_t blk = index_t(t) * step; blk < row_blocks; blk += index_t(nt) * step) {
+        const index_t lo = blk * tile<T>::mr, hi = std::min(m, (blk + step) * tile<T>::mr);
+        multiply_rows(tri, lo, hi, n, k, alpha, A, shared.packed.data(), k, beta, c, ldc, scratch.threads[t].apack.data(),
+                      0, bias);
+      }
+    }
+  }
+
   static int thread_count() {
 #ifdef _OPENMP
     return omp_get_num_threads();

@@ -166,13 +166,15 @@ void pack_a(operand<T> a, index_t i_lo, index_t i_hi, index_t p_lo, index_t p_hi
   }
 }
 
-// C tile (rows x cols <= MR x NR) = alpha * A_tile * B_panel + beta * C over depth kc, B
-// packed. A_tile row r, depth p is ap[r * rs + p * cs]: a packed micro-panel (rs = 1,
+// C tile (rows x cols <= MR x NR) = alpha * A_tile * B_panel + beta * C (+ bias) over depth
+// kc, B packed. A_tile row r, depth p is ap[r * rs + p * cs]: a packed micro-panel (rs = 1,
 // cs = MR) or A in place (one of the strides 1: the template flag makes it a constant).
-// With beta == 0, C is not read.
+// With beta == 0, C is not read. `bias`, when not null, holds the tile's `cols` column biases,
+// added to every row (a linear layer's bias, added here while the tile is in registers
+// instead of in a second pass over C).
 template <class T, bool DEPTH_CONTIGUOUS>
 inline void micro_tile(index_t kc, const T* ap, index_t rs, index_t cs, const T* bp, T alpha, T beta, T* c,
-                       index_t ldc, index_t rows, index_t cols) {
+                       index_t ldc, index_t rows, index_t cols, const T* bias = nullptr) {
   using batch = typename tile<T>::batch;
   constexpr index_t w = tile<T>::w, nr = tile<T>::nr, mr = tile<T>::mr;
   batch acc0[mr], acc1[mr];
@@ -192,10 +194,12 @@ inline void micro_tile(index_t kc, const T* ap, index_t rs, index_t cs, const T*
   }
   const batch va(alpha), vb(beta);
   if (rows == mr && cols == nr) {
+    const batch bias0 = bias ? batch::load_unaligned(bias) : batch(T(0)),
+                bias1 = bias ? batch::load_unaligned(bias + w) : batch(T(0));
     HYENA_UNROLL_ALL
     for (index_t r = 0; r < mr; ++r) {
       T* cr = c + r * ldc;
-      batch y0 = acc0[r] * va, y1 = acc1[r] * va;
+      batch y0 = xsimd::fma(acc0[r], va, bias0), y1 = xsimd::fma(acc1[r], va, bias1);
       if (beta != T(0)) {
         y0 = xsimd::fma(vb, batch::load_unaligned(cr), y0);
         y1 = xsimd::fma(vb, batch::load_unaligned(cr + w), y1);
@@ -213,7 +217,8 @@ inline void micro_tile(index_t kc, const T* ap, index_t rs, index_t cs, const T*
   for (index_t r = 0; r < rows; ++r)
     for (index_t j = 0; j < cols; ++j) {
       T& y = c[r * ldc + j];
-      y = beta == T(0) ? out[r * nr + j] : out[r * nr + j] + beta * y;
+      const T v = bias ? out[r * nr + j] + bias[j] : out[r * nr + j];
+      y = beta == T(0) ? v : v + beta * y;
     }
 }
 
@@ -231,10 +236,11 @@ inline void tile_depth(triangle tri, index_t diag, index_t i0, index_t rows, ind
 // holds MC x KC values for pack_a. A is packed a block at a time when the block serves enough
 // panels of B (the rule is at `pack` below); otherwise the kernel reads it in place, MR row
 // streams the prefetcher follows. A last, partial block of rows is always packed so the
-// kernel never reads past A.
+// kernel never reads past A. `bias` (n values, or null) is added to every row of C, with beta.
 template <class T>
 void multiply_rows(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t k, T alpha, operand<T> a,
-                   const T* packed, index_t ldp, T beta, T* c, index_t ldc, T* apack, index_t diag = 0) {
+                   const T* packed, index_t ldp, T beta, T* c, index_t ldc, T* apack, index_t diag = 0,
+                   const T* bias = nullptr) {
   constexpr index_t nr = tile<T>::nr, mr = tile<T>::mr, kc = tile<T>::kc, mc = tile<T>::mc;
   const index_t panels = (n + nr - 1) / nr;
   // A transposed is packed (its rows are MR-wide strips thousands of values apart). A in
@@ -256,21 +262,22 @@ void multiply_rows(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t 
           if (tri == triangle::c_lower && j0 > i0 + rows - 1 + diag) continue;  // wholly above the diagonal
           index_t klo, khi;
           tile_depth(tri, diag, i0, rows, k, klo, khi);
-          // The first pass that touches a tile applies beta; later ones accumulate.
+          // The first pass that touches a tile applies beta and the bias; later ones accumulate.
           const bool first = klo < khi ? (pc <= klo && klo < pe) : pc == 0;
           const index_t lo = std::max(klo, pc), hi = std::max(lo, std::min(khi, pe));
           if (!first && hi == lo) continue;
           const T* bp = packed + jp * ldp * nr + lo * nr;
           const T b = first ? beta : T(1);
+          const T* tile_bias = first && bias ? bias + j0 : nullptr;
           T* ct = c + i0 * ldc + j0;
           if (pack || rows < mr) {
             const T* ap = apack + (i0 - ic) / mr * mr * (pe - pc);
             if (!pack) pack_a(a, i0, i0 + rows, pc, pe, apack), ap = apack;
-            micro_tile<T, false>(hi - lo, ap + (lo - pc) * mr, 1, mr, bp, alpha, b, ct, ldc, rows, cols);
+            micro_tile<T, false>(hi - lo, ap + (lo - pc) * mr, 1, mr, bp, alpha, b, ct, ldc, rows, cols, tile_bias);
           } else if (a.cs == 1) {
-            micro_tile<T, true>(hi - lo, a.data + i0 * a.rs + lo, a.rs, 1, bp, alpha, b, ct, ldc, rows, cols);
+            micro_tile<T, true>(hi - lo, a.data + i0 * a.rs + lo, a.rs, 1, bp, alpha, b, ct, ldc, rows, cols, tile_bias);
           } else {
-            micro_tile<T, false>(hi - lo, a.data + i0 + lo * a.cs, 1, a.cs, bp, alpha, b, ct, ldc, rows, cols);
+            micro_tile<T, false>(hi - lo, a.data + i0 + lo * a.cs, 1, a.cs, bp, alpha, b, ct, ldc, rows, cols, tile_bias);
           }
         }
       }

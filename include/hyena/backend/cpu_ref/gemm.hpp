@@ -28,6 +28,17 @@ struct ref_gemm_ops {
       }
   }
 
+  // C = op(A) * op(B) + bias, the bias (n values) added to every row of C (m x n): a linear
+  // layer's forward, x W^T + b (PyTorch's addmm with a broadcast bias; cuBLASLt's BIAS epilogue).
+  // C is never read.
+  template <class T>
+  static void gemm_bias(host_context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, const T* a,
+                        index_t lda, const T* b, index_t ldb, const T* bias, T* c, index_t ldc) {
+    gemm(ctx, trans_a, trans_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, ldc);
+    for (index_t i = 0; i < m; ++i)
+      for (index_t j = 0; j < n; ++j) c[i * ldc + j] += bias[j];
+  }
+
   // `batch` independent products; matrix i starts at a + i*stride_a (and so on).
   // A stride of 0 shares one matrix across the batch (grouped-query attention).
   template <class T>

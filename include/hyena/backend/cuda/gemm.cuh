@@ -7,6 +7,7 @@
 
 #include "../triangle.hpp"
 #include "common.cuh"
+#include "elementwise.cuh"
 
 namespace hyena::backend {
 
@@ -34,6 +35,16 @@ struct cuda_gemm_ops {
       HYENA_CUBLAS_CHECK(cublasSgemm(ctx.cublas(), tb, ta, N, M, K, &alpha, b, LDB, a, LDA, &beta, c, LDC));
     else
       HYENA_CUBLAS_CHECK(cublasDgemm(ctx.cublas(), tb, ta, N, M, K, &alpha, b, LDB, a, LDA, &beta, c, LDC));
+  }
+
+  // C = op(A) op(B) + bias (n values, added to every row), as cpu_ref's gemm_bias: the
+  // product, then add_bias's pass over C, which needs C's rows contiguous (ldc == n).
+  template <class T>
+  static void gemm_bias(cuda_context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, const T* a,
+                        index_t lda, const T* b, index_t ldb, const T* bias, T* c, index_t ldc) {
+    HYENA_CHECK(ldc == n, "cuda gemm_bias: C's rows must be contiguous (ldc ", ldc, " != n ", n, ")");
+    gemm(ctx, trans_a, trans_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, ldc);
+    cuda_elementwise_ops::add_bias(ctx, m, n, bias, c);
   }
 
   // `batch` products, matrix i at a + i*stride_a etc.; stride 0 shares one matrix. The triangle
