@@ -14,11 +14,12 @@
 
 namespace hyena::backend {
 
-// Per-thread packing buffers (B panels, one block of A), grown on demand.
+// Per-thread packing buffers (B panels, one block of A; a partial sum of C when threads split
+// the depth), grown on demand.
 template <class T>
 struct gemm_scratch {
   struct buffers {
-    gemm_detail::aligned_vector<T> packed, apack;
+    gemm_detail::aligned_vector<T> packed, apack, partial;
     void reserve(index_t packed_size) {
       if (static_cast<index_t>(packed.size()) < packed_size) packed.resize(packed_size);
       const index_t e = gemm_detail::tile<T>::mc * gemm_detail::tile<T>::kc;
@@ -102,6 +103,11 @@ struct cpu_gemm_ops : Base {
     const double flops = 2.0 * double(m) * double(n) * double(std::max<index_t>(k, 1));
     const int threads = static_cast<int>(std::min<double>({double(ctx.threads()), double(row_blocks), flops / 4e5}));
     auto& scratch = ctx.state<gemm_scratch<T>>();
+    const index_t depth_blocks = (k + tile<T>::kc - 1) / tile<T>::kc;
+    if (threads > 1 && tri == triangle::none && !bias && depth_blocks >= 2 * threads && k >= 2 * std::max(m, n)) {
+      split_depth(ctx, threads, A, B, m, n, k, alpha, beta, c, ldc);
+      return;
+    }
     if (threads <= 1) {
       auto& buf = scratch.at(0, 1);
       buf.reserve(packed_size<T>(k, n));
@@ -125,6 +131,49 @@ struct cpu_gemm_ops : Base {
         const index_t lo = blk * tile<T>::mr, hi = std::min(m, (blk + step) * tile<T>::mr);
         multiply_rows(tri, lo, hi, n, k, alpha, A, shared.packed.data(), k, beta, c, ldc, scratch.threads[t].apack.data(),
                       0, bias);
+      }
+    }
+  }
+
+  // A product whose depth dwarfs its output, such as a weight gradient (dW = dY^T X, summed
+  // over every token), splits the depth among threads instead of the rows. Each thread packs
+  // its share of B one depth block (KC x n) at a time into its own buffer, which stays in L2,
+  // and sums its depth blocks into its own m x n partial sum (thread 0 into C, with beta); the
+  // partial sums are then added into C in thread order. Split by rows, every thread would read
+  // all of B from one packed copy of it, too large for L2 once the depth runs into thousands.
+  template <class T>
+  static void split_depth(host_context& ctx, int threads, gemm_detail::operand<T> A, gemm_detail::operand<T> B,
+                          index_t m, index_t n, index_t k, T alpha, T beta, T* c, index_t ldc) {
+    using namespace gemm_detail;
+    constexpr index_t kc = tile<T>::kc;
+    auto& scratch = ctx.state<gemm_scratch<T>>();
+    for (int t = 0; t < threads; ++t) {
+      auto& buf = scratch.at(t, threads);
+      buf.reserve(packed_size<T>(kc, n));
+      if (t > 0 && static_cast<index_t>(buf.partial.size()) < m * n) buf.partial.resize(m * n);
+    }
+    const index_t blocks = (k + kc - 1) / kc, panels = (n + tile<T>::nr - 1) / tile<T>::nr;
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = thread_index(), nt = thread_count();
+      auto& buf = scratch.threads[t];
+      T* out = t == 0 ? c : buf.partial.data();
+      const index_t ldo = t == 0 ? ldc : n, b_lo = blocks * t / nt, b_hi = blocks * (t + 1) / nt;
+      for (index_t blk = b_lo; blk < b_hi; ++blk) {  // at least two blocks each (the caller's rule)
+        const index_t p0 = blk * kc, depth = std::min(kc, k - p0);
+        const operand<T> a_part{A.data + p0 * A.cs, A.rs, A.cs}, b_part{B.data + p0 * B.rs, B.rs, B.cs};
+        pack_b(b_part, depth, n, 0, panels, buf.packed.data());
+        const T b = blk > b_lo ? T(1) : t == 0 ? beta : T(0);
+        multiply_rows(triangle::none, 0, m, n, depth, alpha, a_part, buf.packed.data(), depth, b, out, ldo,
+                      buf.apack.data());
+      }
+#pragma omp barrier
+      for (index_t i = m * t / nt; i < m * (t + 1) / nt; ++i) {  // rows split again for the sum
+        T* ci = c + i * ldc;
+        for (int u = 1; u < nt; ++u) {
+          const T* pi = scratch.threads[u].partial.data() + i * n;
+          for (index_t j = 0; j < n; ++j) ci[j] += pi[j];
+        }
       }
     }
   }
