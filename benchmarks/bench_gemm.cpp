@@ -3,7 +3,9 @@
 // products of the linear layers; attention's per-head products with their triangle hints),
 // side by side with Eigen's product on the same shapes.
 //   bench_gemm [--threads N] [--tokens 2048] [--width 128] [--seq 256] [--peak-only]
-// Prints a markdown table (docs/results.md section 5); --peak-only prints just the peak as one JSON line.
+// Prints markdown tables (docs/results.md section 5), the last one a linear layer's forward with and
+// without its bias fused into the product; --peak-only prints just the peak as one JSON line.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -92,6 +94,44 @@ std::pair<double, double> time_product(backend::host_context& ctx, const product
   return {t_ours, t_eigen};
 }
 
+// A linear layer's forward, x W^T + b: the product then add_bias's pass over C, against
+// gemm_bias (the bias added while each tile of C is in registers). The two alternate call by
+// call, so the machine's drift falls on both alike.
+void print_bias_table(backend::host_context& ctx, index_t tokens, index_t w, index_t mlp) {
+  std::printf("\n### A linear layer's forward with its bias: gemm + add_bias against gemm_bias (%d threads)\n\n",
+              ctx.threads());
+  std::printf("| layer | rows x out x in | gemm + add_bias ms | gemm_bias ms | ratio |\n|---|---|---|---|---|\n");
+  struct shape {
+    const char* what;
+    index_t out, in;
+  };
+  for (const shape s : {shape{"qkv", 3 * w, w}, shape{"MLP up", mlp, w}, shape{"MLP down", w, mlp}}) {
+    std::vector<float> x(tokens * s.in), wt(s.out * s.in), bias(s.out), y(tokens * s.out);
+    rng r(2);
+    for (auto* v : {&x, &wt, &bias})
+      for (auto& e : *v) e = float(r.normal());
+    const auto two_passes = [&] {
+      backend::cpu::gemm(ctx, false, true, tokens, s.out, s.in, 1.0f, x.data(), s.in, wt.data(), s.in, 0.0f, y.data(),
+                         s.out);
+      backend::cpu::add_bias(ctx, tokens, s.out, bias.data(), y.data());
+    };
+    const auto fused = [&] {
+      backend::cpu::gemm_bias(ctx, false, true, tokens, s.out, s.in, x.data(), s.in, wt.data(), s.in, bias.data(),
+                              y.data(), s.out);
+    };
+    std::vector<double> t_two, t_fused;
+    for (int rep = 0; rep < 100; ++rep) {
+      t_two.push_back(bench::median_seconds(1, two_passes));
+      t_fused.push_back(bench::median_seconds(1, fused));
+    }
+    std::sort(t_two.begin(), t_two.end());
+    std::sort(t_fused.begin(), t_fused.end());
+    const double a = t_two[t_two.size() / 2], b = t_fused[t_fused.size() / 2];
+    std::printf("| %s | %lldx%lldx%lld | %.3f | %.3f | %.2fx |\n", s.what, (long long)tokens, (long long)s.out,
+                (long long)s.in, a * 1e3, b * 1e3, a / b);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -138,7 +178,9 @@ int main(int argc, char** argv) {
       {"MLP down forward", false, true, tokens, w, mlp, 1, triangle::none},
       {"MLP up input grad (dy W)", false, false, tokens, w, mlp, 1, triangle::none},
       {"MLP up weight grad (dy^T x)", true, false, mlp, w, tokens, 1, triangle::none},
+      {"MLP down weight grad", true, false, w, mlp, tokens, 1, triangle::none},
       {"qkv weight grad", true, false, 3 * w, w, tokens, 1, triangle::none},
+      {"Hyena projection weight grad, L = 16K", true, false, w, w, 16384, 1, triangle::none},
       {"attention scores q k^T (c_lower)", false, true, seq, seq, hd, heads, triangle::c_lower},
       {"attention P v (a_lower)", false, false, seq, hd, seq, heads, triangle::a_lower},
       {"attention dv = P^T dO (a_upper)", true, false, seq, hd, seq, heads, triangle::a_upper},
@@ -154,5 +196,6 @@ int main(int argc, char** argv) {
   }
   std::printf("\nUnder a triangle hint the useful work (half the full product) is what is counted, for both;\n"
               "Eigen computes the full product.\n");
+  print_bias_table(ctx, tokens, w, mlp);
   return 0;
 }
