@@ -48,7 +48,8 @@ concept backend_basics = requires(typename B::context& c) {
   requires memory_space<typename B::memory>;
 };
 
-// Matrix products (C = alpha op(A) op(B) + beta C, row-major; batched with strides).
+// Matrix products (C = alpha op(A) op(B) + beta C, row-major; batched with strides), and a
+// linear layer's forward with its bias (gemm_bias: C = op(A) op(B) + bias on every row).
 template <class B, class T>
 concept gemm_ops = requires(typename B::context& c, const T* x, T* y, index_t n, T a, triangle tri) {
   B::gemm(c, false, false, n, n, n, a, x, n, x, n, a, y, n);
