@@ -82,8 +82,8 @@ struct cpu_conv_ops : Base {
 
   // One pass over the rows: each thread takes a contiguous block of rows and, row by row,
   // writes dx and adds dy * x (tap sums) and dy (bias sums) into its own block of sums, so dy
-  // and x stream from memory once. Splitting the channels among threads instead (each thread
-  // reading part of every row) measured slower on two threads than on one. The float sums
+  // and x stream from memory once (splitting the channels among threads instead had each
+  // thread read part of every row, in a second pass over dy and x). The float sums
   // are flushed into double every 64 rows so long sums stay accurate; the threads' double
   // sums are added in thread order at the end.
   template <class T>
