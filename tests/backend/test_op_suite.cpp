@@ -24,6 +24,13 @@ TEST_CASE_TEMPLATE("op suite: cpu against cpu_ref", T, float, double) {
   op_suite::run<cpu, T>(ctx, {.slack = {100, 10}});
 }
 
+// The same with three threads whatever OMP_NUM_THREADS says (ctest runs each program on one):
+// the ops that split rows, columns or depths among threads, then add per-thread partial sums.
+TEST_CASE_TEMPLATE("op suite: cpu on three threads against cpu_ref", T, float, double) {
+  cpu::context ctx(3);
+  op_suite::run<cpu, T>(ctx, {.slack = {100, 10}});
+}
+
 TEST_CASE_TEMPLATE("op suite: offhost (cpu_ref over non-host memory) equals cpu_ref bit for bit", T, float, double) {
   offhost::context ctx(1);
   const long before = hyena::testing::offhost_memory::transfers;

@@ -86,6 +86,8 @@ inline double simd_sum(index_t n, F&& f) {
   return total;
 }
 
+struct bias_grad_tag {};  // context scratch key: bias_grad's per-thread column sums
+
 template <class Base>
 struct cpu_elementwise_ops : Base {
   // In double over the threads (a fixed static split: the same sum for the same thread count).
@@ -126,6 +128,32 @@ struct cpu_elementwise_ops : Base {
     });
   }
 
+  // dbias[c] += sum over rows of dy[r][c], as cpu_ref's. Each thread adds a block of whole rows
+  // into its own column sums (a row of floats, in L1), which are then added in thread order:
+  // the threads stream dy's rows once, and the same thread count gives the same sums.
+  template <class T>
+  static void bias_grad(host_context& ctx, index_t rows, index_t cols, const T* dy, T* dbias) {
+    if (rows <= 0 || cols <= 0) return;
+    using batch = xsimd::batch<T>;
+    constexpr index_t w = static_cast<index_t>(batch::size);
+    const int slots = ctx.threads();
+    auto& sums = ctx.scratch<bias_grad_tag, T>(slots, static_cast<std::size_t>(cols));
+    for (int t = 0; t < slots; ++t) std::fill(sums[t].begin(), sums[t].begin() + cols, T(0));
+    parallel_ranges(ctx, rows, std::max<index_t>(1, (1 << 14) / cols), [&](index_t lo, index_t hi) {
+      T* s = sums[thread_index()].data();
+      for (index_t r = lo; r < hi; ++r) {
+        const T* row = dy + r * cols;
+        index_t c = 0;
+        for (; c + w <= cols; c += w) (batch::load_unaligned(s + c) + batch::load_unaligned(row + c)).store_unaligned(s + c);
+        for (; c < cols; ++c) s[c] += row[c];
+      }
+    });
+    for (index_t c = 0; c < cols; ++c) {
+      T total = 0;
+      for (int t = 0; t < slots; ++t) total += sums[t][c];
+      dbias[c] += total;
+    }
+  }
   template <class T>
   static void gelu_forward(host_context& ctx, index_t n, const T* x, T* y) {
     const T inv_sqrt2 = T(1 / std::numbers::sqrt2);
