@@ -58,6 +58,74 @@ index_t packed_size(index_t k, index_t n) {
   return (n + tile<T>::nr - 1) / tile<T>::nr * tile<T>::nr * k;
 }
 
+// A W x W block of floats transposed in registers (W = the float vector width): rows
+// src + i * lds (W values each) become columns of dst (row stride ldd). pack_b uses it for a
+// transposed op(B), such as the weight W^T of a linear layer's forward, whose panel columns
+// are rows of W: a scalar copy would store one value at a time, each to a new cache line.
+#if defined(__AVX512F__)
+inline constexpr index_t transpose_width = 16;
+// The zero-masked forms with every lane kept: GCC 12's unmasked ones start from
+// _mm512_undefined_ps, which -Wuninitialized reports wherever they are inlined.
+inline constexpr __mmask16 all16 = 0xFFFF;
+inline constexpr __mmask8 all8 = 0xFF;
+template <int imm>
+inline __m512 shuffle_lanes(__m512 a, __m512 b) { return _mm512_maskz_shuffle_f32x4(all16, a, b, imm); }
+inline void transpose_block(const float* src, index_t lds, float* dst, index_t ldd) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {  // pairs of rows interleaved: (i, i+1) at depths 4L + {0,1} | {2,3}
+    const __m512 x = _mm512_loadu_ps(src + i * lds), y = _mm512_loadu_ps(src + (i + 1) * lds);
+    t[i] = _mm512_maskz_unpacklo_ps(all16, x, y);
+    t[i + 1] = _mm512_maskz_unpackhi_ps(all16, x, y);
+  }
+  for (int i = 0; i < 16; i += 4) {  // u[i + q], 128-bit lane L: depth 4L + q of rows i..i+3
+    const __m512d a0 = _mm512_castps_pd(t[i]), a1 = _mm512_castps_pd(t[i + 1]), b0 = _mm512_castps_pd(t[i + 2]),
+                  b1 = _mm512_castps_pd(t[i + 3]);
+    u[i] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(all8, a0, b0));
+    u[i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(all8, a0, b0));
+    u[i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(all8, a1, b1));
+    u[i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(all8, a1, b1));
+  }
+  for (int q = 0; q < 4; ++q) {  // depth 4L + q: lane L of u[q], u[4 + q], u[8 + q], u[12 + q]
+    const __m512 even0 = shuffle_lanes<0x88>(u[q], u[4 + q]), odd0 = shuffle_lanes<0xDD>(u[q], u[4 + q]);
+    const __m512 even1 = shuffle_lanes<0x88>(u[8 + q], u[12 + q]),
+                 odd1 = shuffle_lanes<0xDD>(u[8 + q], u[12 + q]);
+    _mm512_storeu_ps(dst + (0 + q) * ldd, shuffle_lanes<0x88>(even0, even1));
+    _mm512_storeu_ps(dst + (8 + q) * ldd, shuffle_lanes<0xDD>(even0, even1));
+    _mm512_storeu_ps(dst + (4 + q) * ldd, shuffle_lanes<0x88>(odd0, odd1));
+    _mm512_storeu_ps(dst + (12 + q) * ldd, shuffle_lanes<0xDD>(odd0, odd1));
+  }
+}
+#elif defined(__AVX__)
+inline constexpr index_t transpose_width = 8;
+inline void transpose_block(const float* src, index_t lds, float* dst, index_t ldd) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    const __m256 x = _mm256_loadu_ps(src + i * lds), y = _mm256_loadu_ps(src + (i + 1) * lds);
+    t[i] = _mm256_unpacklo_ps(x, y);
+    t[i + 1] = _mm256_unpackhi_ps(x, y);
+  }
+  for (int i = 0; i < 8; i += 4) {  // u[i + q], 128-bit lane L: depth 4L + q of rows i..i+3
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int q = 0; q < 4; ++q) {
+    _mm256_storeu_ps(dst + q * ldd, _mm256_permute2f128_ps(u[q], u[4 + q], 0x20));
+    _mm256_storeu_ps(dst + (4 + q) * ldd, _mm256_permute2f128_ps(u[q], u[4 + q], 0x31));
+  }
+}
+#else
+inline constexpr index_t transpose_width = 0;  // no vector transpose: pack_b copies one value at a time
+#endif
+
+// Whether pack_b transposes whole blocks for T (a panel is a whole number of blocks wide).
+template <class T>
+constexpr bool fast_transpose() {
+  if constexpr (!std::is_same_v<T, float> || transpose_width == 0) return false;
+  else return tile<T>::nr % transpose_width == 0;
+}
+
 // Packs panels [lo, hi) of op(B) (k x n): panel jp holds columns jp*NR.. as k rows of NR
 // values (zero past column n), at out + jp * k * NR.
 template <class T>
@@ -80,12 +148,20 @@ void pack_b(operand<T> b, index_t k, index_t n, index_t lo, index_t hi, T* out) 
         for (index_t j = 0; j < nr; ++j) dst[p * nr + j] = j < cols ? src[j] : T(0);
       }
     } else {  // columns are (B transposed): read each along p
+      index_t p_done = 0;  // depths already packed by whole transposed blocks
+      if constexpr (fast_transpose<T>()) {
+        if (b.rs == 1 && cols == nr) {
+          for (; p_done + transpose_width <= k; p_done += transpose_width)
+            for (index_t h = 0; h < nr; h += transpose_width)
+              transpose_block(b.data + (j0 + h) * b.cs + p_done, b.cs, dst + p_done * nr + h, nr);
+        }
+      }
       for (index_t j = 0; j < nr; ++j) {
         if (j < cols) {
           const T* src = b.data + (j0 + j) * b.cs;
-          for (index_t p = 0; p < k; ++p) dst[p * nr + j] = src[p * b.rs];
+          for (index_t p = p_done; p < k; ++p) dst[p * nr + j] = src[p * b.rs];
         } else {
-          for (index_t p = 0; p < k; ++p) dst[p * nr + j] = T(0);
+          for (index_t p = p_done; p < k; ++p) dst[p * nr + j] = T(0);
         }
       }
     }
