@@ -319,13 +319,17 @@ void multiply_rows(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t 
                    const T* bias = nullptr) {
   constexpr index_t nr = tile<T>::nr, mr = tile<T>::mr, kc = tile<T>::kc, mc = tile<T>::mc;
   const index_t panels = (n + nr - 1) / nr;
-  // A transposed is packed (its rows are MR-wide strips thousands of values apart). A in
-  // rows is packed with the fast AVX copy when it serves 8 or more panels of B and no triangle
-  // limits its depth; otherwise the kernel reads it in place (measured on AVX2, one thread, in
-  // docs/results.md section 5: packing helps from n = 128 and costs 8-15% on n <= 64 and on
-  // attention's triangular products).
-  const bool pack =
-      panels >= 2 && (a.rs == 1 || (fast_row_pack<T>() && tri == triangle::none && panels >= 8));
+  // A transposed (a weight gradient's dY^T) is packed on AVX2, its rows being MR-wide strips
+  // thousands of values apart. On AVX-512 the kernel reads it in place: packing it there took
+  // 15% of a weight gradient's time in loads stalled on the strided rows, with no FMAs to hide
+  // them behind (docs/results.md section 5, run I: in place, 512x128x2048 went from 128 to
+  // 150 GFLOP/s on one thread; on AVX2 code on the same machine the two were even).
+  // A in rows is packed with the fast AVX copy when it serves 8 or more panels of B and no
+  // triangle limits its depth; otherwise the kernel reads it in place (measured on AVX2, one
+  // thread, in docs/results.md section 5: packing helps from n = 128 and costs 8-15% on n <= 64
+  // and on attention's triangular products).
+  const bool pack = panels >= 2 && ((a.rs == 1 && tile<T>::w < 16) ||
+                                    (fast_row_pack<T>() && tri == triangle::none && panels >= 8));
   for (index_t pc = 0; pc < std::max<index_t>(k, 1); pc += kc) {
     const index_t pe = std::min(k, pc + kc);
     for (index_t ic = m_lo; ic < m_hi; ic += mc) {
