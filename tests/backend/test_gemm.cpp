@@ -180,6 +180,9 @@ TEST_CASE("gemm: a long depth split among threads (weight gradients), partial su
   // 2048 terms strays past the tolerance on an entry or two near zero.
   check_product<double>({true, false, 384, 128, 2048, 0}, 1.0, 1.0, triangle::none, 2);
   check_product<double>({true, false, 45, 50, 1500, 2}, 1.0, 0.0, triangle::none, 2);
+  // One thread goes block by block too (beta on the first block only).
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) check_product<double>({ta, tb, 40, 70, 1100, 2}, 1.0, 0.25, triangle::none, 1);
 }
 
 TEST_CASE("gemm: a split depth's partial sums start afresh on every call (the buffers are reused)") {

@@ -101,10 +101,13 @@ struct cpu_gemm_ops : Base {
     const index_t panels = (n + tile<T>::nr - 1) / tile<T>::nr, row_blocks = (m + tile<T>::mr - 1) / tile<T>::mr;
     // Wake other threads only for products worth a few microseconds each.
     const double flops = 2.0 * double(m) * double(n) * double(std::max<index_t>(k, 1));
-    const int threads = static_cast<int>(std::min<double>({double(ctx.threads()), double(row_blocks), flops / 4e5}));
+    const int threads =
+        std::max(1, static_cast<int>(std::min<double>({double(ctx.threads()), double(row_blocks), flops / 4e5})));
     auto& scratch = ctx.state<gemm_scratch<T>>();
     const index_t depth_blocks = (k + tile<T>::kc - 1) / tile<T>::kc;
-    if (threads > 1 && tri == triangle::none && !bias && depth_blocks >= 2 * threads && k >= 2 * std::max(m, n)) {
+    // (One thread takes this path too: it packs B a depth block at a time, in L2, instead of
+    // all of it at once.)
+    if (tri == triangle::none && !bias && depth_blocks >= 2 * threads && k >= 2 * std::max(m, n)) {
       split_depth(ctx, threads, A, B, m, n, k, alpha, beta, c, ldc);
       return;
     }
@@ -141,6 +144,9 @@ struct cpu_gemm_ops : Base {
   // and sums its depth blocks into its own m x n partial sum (thread 0 into C, with beta); the
   // partial sums are then added into C in thread order. Split by rows, every thread would read
   // all of B from one packed copy of it, too large for L2 once the depth runs into thousands.
+  // On one thread it is the same loop without partial sums: one block of B packed at a time
+  // made the weight gradients 4-25% faster than packing all of B first (docs/results.md
+  // section 5, runs I and J).
   template <class T>
   static void split_depth(host_context& ctx, int threads, gemm_detail::operand<T> A, gemm_detail::operand<T> B,
                           index_t m, index_t n, index_t k, T alpha, T beta, T* c, index_t ldc) {
@@ -153,7 +159,7 @@ struct cpu_gemm_ops : Base {
       if (t > 0 && static_cast<index_t>(buf.partial.size()) < m * n) buf.partial.resize(m * n);
     }
     const index_t blocks = (k + kc - 1) / kc, panels = (n + tile<T>::nr - 1) / tile<T>::nr;
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if (threads > 1)
     {
       const int t = thread_index(), nt = thread_count();
       auto& buf = scratch.threads[t];
