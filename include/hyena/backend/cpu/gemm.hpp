@@ -145,7 +145,7 @@ struct cpu_gemm_ops : Base {
   // partial sums are then added into C in thread order. Split by rows, every thread would read
   // all of B from one packed copy of it, too large for L2 once the depth runs into thousands.
   // On one thread it is the same loop without partial sums: one block of B packed at a time
-  // made the weight gradients 4-25% faster than packing all of B first (docs/results.md
+  // made the weight gradients up to 25% faster than packing all of B first (docs/results.md
   // section 5, runs I and J).
   template <class T>
   static void split_depth(host_context& ctx, int threads, gemm_detail::operand<T> A, gemm_detail::operand<T> B,

@@ -322,8 +322,8 @@ void multiply_rows(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t 
   // A transposed (a weight gradient's dY^T) is packed on AVX2, its rows being MR-wide strips
   // thousands of values apart. On AVX-512 the kernel reads it in place: packing it there took
   // 15% of a weight gradient's time in loads stalled on the strided rows, with no FMAs to hide
-  // them behind (docs/results.md section 5, run I: in place, 512x128x2048 went from 128 to
-  // 150 GFLOP/s on one thread; on AVX2 code on the same machine the two were even).
+  // them behind (docs/results.md section 5, runs I and J: in place, 512x128x2048 went from
+  // 124 to 145 GFLOP/s on one thread; on AVX2 code on the same machine the two were even).
   // A in rows is packed with the fast AVX copy when it serves 8 or more panels of B and no
   // triangle limits its depth; otherwise the kernel reads it in place (measured on AVX2, one
   // thread, in docs/results.md section 5: packing helps from n = 128 and costs 8-15% on n <= 64
