@@ -35,16 +35,6 @@ inline void fma_into(index_t n, const T* a, const T* b, T* y) {
   for (; i < n; ++i) y[i] += a[i] * b[i];
 }
 
-// y[i] += a[i] over [0, n).
-template <class T>
-inline void add_into(index_t n, const T* a, T* y) {
-  using batch = xsimd::batch<T>;
-  constexpr index_t w = static_cast<index_t>(batch::size);
-  index_t i = 0;
-  for (; i + w <= n; i += w) (batch::load_unaligned(a + i) + batch::load_unaligned(y + i)).store_unaligned(y + i);
-  for (; i < n; ++i) y[i] += a[i];
-}
-
 struct short_taps_tag {};  // context scratch keys
 struct short_sums_tag {};
 struct short_block_tag {};
@@ -122,7 +112,7 @@ struct cpu_conv_ops : Base {
         if (dweight)  // y[s] read x[s - (K-1) + k] through tap k
           for (index_t k = std::max<index_t>(0, kernel - 1 - s); k < kernel; ++k)
             conv_detail::fma_into(channels, dyr, x + (r - (kernel - 1) + k) * channels, bw + k * channels);
-        if (dbias) conv_detail::add_into(channels, dyr, bb);
+        if (dbias) add_into(channels, dyr, bb);
         if (++since == 64) flush(), since = 0;
       }
       if (sums) flush();

@@ -86,6 +86,16 @@ inline double simd_sum(index_t n, F&& f) {
   return total;
 }
 
+// y[i] += a[i] over [0, n), on one thread (a building block of the threaded sums below and in conv.hpp).
+template <class T>
+inline void add_into(index_t n, const T* a, T* y) {
+  using batch = xsimd::batch<T>;
+  constexpr index_t w = static_cast<index_t>(batch::size);
+  index_t i = 0;
+  for (; i + w <= n; i += w) (batch::load_unaligned(a + i) + batch::load_unaligned(y + i)).store_unaligned(y + i);
+  for (; i < n; ++i) y[i] += a[i];
+}
+
 struct bias_grad_tag {};  // context scratch key: bias_grad's per-thread column sums
 
 template <class Base>
@@ -134,19 +144,12 @@ struct cpu_elementwise_ops : Base {
   template <class T>
   static void bias_grad(host_context& ctx, index_t rows, index_t cols, const T* dy, T* dbias) {
     if (rows <= 0 || cols <= 0) return;
-    using batch = xsimd::batch<T>;
-    constexpr index_t w = static_cast<index_t>(batch::size);
     const int slots = ctx.threads();
     auto& sums = ctx.scratch<bias_grad_tag, T>(slots, static_cast<std::size_t>(cols));
     for (int t = 0; t < slots; ++t) std::fill(sums[t].begin(), sums[t].begin() + cols, T(0));
     parallel_ranges(ctx, rows, std::max<index_t>(1, (1 << 14) / cols), [&](index_t lo, index_t hi) {
       T* s = sums[thread_index()].data();
-      for (index_t r = lo; r < hi; ++r) {
-        const T* row = dy + r * cols;
-        index_t c = 0;
-        for (; c + w <= cols; c += w) (batch::load_unaligned(s + c) + batch::load_unaligned(row + c)).store_unaligned(s + c);
-        for (; c < cols; ++c) s[c] += row[c];
-      }
+      for (index_t r = lo; r < hi; ++r) add_into(cols, dy + r * cols, s);
     });
     for (index_t c = 0; c < cols; ++c) {
       T total = 0;
