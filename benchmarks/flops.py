@@ -124,9 +124,12 @@ def mfu_markdown(mfu, peak_gflops, threads, labels, source="bench_gemm --peak-on
     keys = list(labels)
     L = [f"Model FLOPs per unit (benchmarks/flops.py: products and FFTs only, training = 3x forward, causal "
          f"attention's useful half) over the time, against the FMA peak of the machine at "
-         f"{threads} thread{'s' if threads != 1 else ''}: {peak_gflops:.1f} GFLOP/s ({source}).\n",
-         "| row | model GFLOP | hyena GFLOP/s | hyena MFU | " + " | ".join(f"{labels[c]} MFU" for c in keys) + " |",
-         "|---|---|---|---|" + "---|" * len(keys)]
+         f"{threads} thread{'s' if threads != 1 else ''}: {peak_gflops:.1f} GFLOP/s ({source}). "
+         "A lead of 2x over a column takes twice its MFU: the last column is that for the strongest, and "
+         "the floor is the time of the model FLOPs at the peak.\n",
+         "| row | model GFLOP | floor ms | hyena GFLOP/s | hyena MFU | " +
+         " | ".join(f"{labels[c]} MFU" for c in keys) + " | 2x the strongest needs |",
+         "|---|---|---|---|---|" + "---|" * len(keys) + "---|"]
 
     def pct(cell):
         if cell and "same_as" in cell:
@@ -135,8 +138,11 @@ def mfu_markdown(mfu, peak_gflops, threads, labels, source="bench_gemm --peak-on
 
     for m in mfu:
         h = m["hyena"]
-        L.append(f"| {m['row']} | {m['model_gflop']:.3f} | {h['gflops'] if h else 'n/a'} | {pct(h)} | " +
-                 " | ".join(pct(m["columns"].get(c)) for c in keys) + " |")
+        best = max((c["mfu"] for c in m["columns"].values() if c and c.get("mfu") is not None), default=None)
+        L.append(f"| {m['row']} | {m['model_gflop']:.3f} | {1e3 * m['model_gflop'] / peak_gflops:.2f} | "
+                 f"{h['gflops'] if h else 'n/a'} | {pct(h)} | " +
+                 " | ".join(pct(m["columns"].get(c)) for c in keys) +
+                 f" | {f'{200 * best:.1f}%' if best is not None else 'n/a'} |")
     return "\n".join(L)
 
 
