@@ -2,9 +2,12 @@
 // get to it on the shapes the models use (forward, input-gradient and weight-gradient
 // products of the linear layers; attention's per-head products with their triangle hints),
 // side by side with Eigen's product on the same shapes.
-//   bench_gemm [--threads N] [--tokens 2048] [--width 128] [--seq 256] [--peak-only]
+//   bench_gemm [--threads N] [--tokens 2048] [--width 128] [--seq 256] [--matmul-precision medium] [--peak-only]
 // Prints markdown tables (docs/results.md section 5), the last one a linear layer's forward with and
 // without its bias fused into the product; --peak-only prints just the peak as one JSON line.
+// --matmul-precision medium runs our products with bf16 inputs and fp32 sums (cpu/gemm_bf16.hpp),
+// where the "% of peak" column is still against the fp32 FMA peak (bf16's is twice it) and the
+// triangular rows stay fp32.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -138,6 +141,7 @@ int main(int argc, char** argv) {
   int threads = 0;
   index_t tokens = 2048, width = 128, seq = 256;
   bool peak_only = false;
+  auto precision = backend::matmul_precision::highest;
   for (int i = 1; i < argc; i += 2) {
     std::string k = argv[i];
     if (k == "--peak-only") {  // one JSON line with the peak (benchmarks/compare.py's MFU column)
@@ -153,19 +157,25 @@ int main(int argc, char** argv) {
     else if (k == "--tokens") tokens = std::stoll(argv[i + 1]);
     else if (k == "--width") width = std::stoll(argv[i + 1]);
     else if (k == "--seq") seq = std::stoll(argv[i + 1]);
+    else if (k == "--matmul-precision" && std::string(argv[i + 1]) == "medium")
+      precision = backend::matmul_precision::medium;
+    else if (k == "--matmul-precision" && std::string(argv[i + 1]) == "highest")
+      precision = backend::matmul_precision::highest;
     else {
       std::fprintf(stderr, "bench_gemm: unknown option %s\n", argv[i]);
       return 1;
     }
   }
   backend::host_context ctx(threads);
+  ctx.set_float32_matmul_precision(precision);
   if (peak_only) {
     std::printf("{\"fma_peak_gflops\": %.1f, \"threads\": %d, \"vector_floats\": %d}\n", fma_peak(ctx.threads()) * 1e-9,
                 ctx.threads(), int(xsimd::batch<float>::size));
     return 0;
   }
   const double peak1 = fma_peak(1), peak = fma_peak(ctx.threads());
-  std::printf("### Matrix products against the FMA peak (fp32, %d threads)\n\n", ctx.threads());
+  std::printf("### Matrix products against the FMA peak (%s, %d threads)\n\n",
+              precision == backend::matmul_precision::medium ? "bf16 inputs, fp32 sums" : "fp32", ctx.threads());
   std::printf("FMA peak (12 chains of %d-float FMAs per thread): %.1f GFLOP/s on 1 thread, %.1f on %d.\n\n",
               int(xsimd::batch<float>::size), peak1 * 1e-9, peak * 1e-9, ctx.threads());
   std::printf("| product | m x n x k (x batch) | hyena GFLOP/s | %% of peak | Eigen GFLOP/s | hyena / Eigen |\n");

@@ -2,8 +2,11 @@
 // at the benchmark shape (vocab 256, width 128, 4 layers, 4 heads, MLP 512, seq 256,
 // batch 8) or any other given on the command line.
 //   bench_train [--hidden 128 --layers 4 --heads 4 --mlp 512 --seq 256 --batch 8 --vocab 256 --reps 5]
+//               [--model 0|1] [--matmul-precision highest|medium]
 // Prints one JSON line per model (benchmarks/peers/ runs PyTorch on the same shapes); adamw_step_ms
-// is the optimizer's update alone (part of train_step_ms).
+// is the optimizer's update alone (part of train_step_ms). --matmul-precision medium runs the
+// products with bf16 inputs and fp32 sums (backend::matmul_precision; PyTorch's peer of it is
+// torch_bench.py --autocast bf16).
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -20,6 +23,7 @@ namespace {
 struct shape_args {
   index_t hidden = 128, layers = 4, heads = 4, mlp = 512, seq = 256, batch = 8, vocab = 256;
   int reps = 5;
+  backend::matmul_precision precision = backend::matmul_precision::highest;
 };
 
 template <class Model>
@@ -30,6 +34,7 @@ void run(const char* name, const shape_args& s) {
   m.init(r);
   train::adamw<float> opt(train::param_entries<float>(m.parameters(), m.gradients(), m.config()));
   backend::host_context ctx;
+  ctx.set_float32_matmul_precision(s.precision);
   tensor<std::int32_t> in({s.batch, s.seq}), tg({s.batch, s.seq});
   for (index_t i = 0; i < in.numel(); ++i) {
     in.data()[i] = std::int32_t(r.below(s.vocab));
@@ -51,9 +56,9 @@ void run(const char* name, const shape_args& s) {
   const double t_fwd = bench::median_seconds(s.reps, [&] { m.forward(ctx, in.v()); });
   std::printf("{\"impl\": \"hyena\", \"model\": \"%s\", \"threads\": %d, \"train_tokens_per_s\": %.0f, "
               "\"forward_tokens_per_s\": %.0f, \"train_step_ms\": %.2f, \"adamw_step_ms\": %.3f, \"arena_mb\": %.1f, "
-              "\"params\": %lld}\n",
+              "\"params\": %lld, \"matmul_precision\": \"%s\"}\n",
               name, ctx.threads(), tokens / t_step, tokens / t_fwd, t_step * 1e3, t_adamw * 1e3, train_bytes / 1048576.0,
-              (long long)m.parameter_count());
+              (long long)m.parameter_count(), s.precision == backend::matmul_precision::medium ? "medium" : "highest");
   std::fflush(stdout);
 }
 }  // namespace
@@ -63,6 +68,15 @@ int main(int argc, char** argv) {
   std::string which = "both";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
+    if (k == "--matmul-precision") {
+      const std::string p = argv[i + 1];
+      if (p != "highest" && p != "medium") {
+        std::fprintf(stderr, "bench_train: --matmul-precision must be highest or medium, got %s\n", p.c_str());
+        return 1;
+      }
+      s.precision = p == "medium" ? backend::matmul_precision::medium : backend::matmul_precision::highest;
+      continue;
+    }
     index_t v = std::stoll(argv[i + 1]);
     if (k == "--hidden") s.hidden = v;
     else if (k == "--layers") s.layers = v;

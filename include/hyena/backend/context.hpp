@@ -25,12 +25,22 @@ inline int thread_index() {
 #endif
 }
 
+// How a host context's fp32 matrix products may run; the names and meaning are PyTorch's
+// (torch.set_float32_matmul_precision). `highest`, the default: in fp32. `medium`: with their
+// inputs rounded to bfloat16 and their sums kept in fp32 (cpu/gemm_bf16.hpp), where the CPU has
+// AVX512-BF16 and the build targets it; elsewhere, and for attention's triangular products,
+// they stay fp32 (a permission, as in PyTorch, not a promise of bf16 rounding).
+enum class matmul_precision { highest, medium };
+
 class host_context {
  public:
   // threads <= 0: all the threads OpenMP offers.
   explicit host_context(int threads = 0) : threads_(threads > 0 ? threads : default_threads()) {}
 
   int threads() const { return threads_; }
+
+  matmul_precision float32_matmul_precision() const { return precision_; }
+  void set_float32_matmul_precision(matmul_precision p) { precision_ = p; }
 
   // The single instance of State owned by this context, created on first use.
   template <class State>
@@ -70,6 +80,7 @@ class host_context {
     std::vector<std::vector<V>> slots;
   };
   int threads_;
+  matmul_precision precision_ = matmul_precision::highest;
   std::map<std::type_index, std::shared_ptr<void>> states_;
 };
 

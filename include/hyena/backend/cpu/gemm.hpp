@@ -6,10 +6,13 @@
 // per call once they have grown.
 #pragma once
 #include <algorithm>
+#include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "../context.hpp"
 #include "../triangle.hpp"
+#include "gemm_bf16.hpp"
 #include "gemm_kernel.hpp"
 
 namespace hyena::backend {
@@ -20,10 +23,18 @@ template <class T>
 struct gemm_scratch {
   struct buffers {
     gemm_detail::aligned_vector<T> packed, apack, partial;
+    gemm_detail::aligned_vector<std::uint32_t> packed_pairs, apack_pairs;  // gemm_bf16.hpp's packed forms
     void reserve(index_t packed_size) {
       if (static_cast<index_t>(packed.size()) < packed_size) packed.resize(packed_size);
       const index_t e = gemm_detail::tile<T>::mc * gemm_detail::tile<T>::kc;
       if (static_cast<index_t>(apack.size()) < e) apack.resize(e);
+    }
+    // packed_size for k rows of B, as depth pairs: at most half as many units plus a pair per panel.
+    void reserve_pairs(index_t packed_size) {
+      reserve(packed_size);
+      if (static_cast<index_t>(packed_pairs.size()) < packed_size) packed_pairs.resize(packed_size);
+      const index_t e = gemm_detail::tile<T>::mc * gemm_detail::tile<T>::kc / 2;
+      if (static_cast<index_t>(apack_pairs.size()) < e) apack_pairs.resize(e);
     }
   };
   std::vector<buffers> threads;
@@ -107,7 +118,16 @@ struct cpu_gemm_ops : Base {
     const index_t depth_blocks = (k + tile<T>::kc - 1) / tile<T>::kc;
     // (One thread takes this path too: it packs B a depth block at a time, in L2, instead of
     // all of it at once.)
-    if (tri == triangle::none && !bias && depth_blocks >= 2 * threads && k >= 2 * std::max(m, n)) {
+    const bool by_depth = tri == triangle::none && !bias && depth_blocks >= 2 * threads && k >= 2 * std::max(m, n);
+#if HYENA_HAS_BF16_PRODUCT
+    if constexpr (std::is_same_v<T, float>) {
+      if (tri == triangle::none && ctx.float32_matmul_precision() == matmul_precision::medium) {
+        product_bf16(ctx, threads, by_depth, A, B, m, n, k, alpha, beta, c, ldc, bias);
+        return;
+      }
+    }
+#endif
+    if (by_depth) {
       split_depth(ctx, threads, A, B, m, n, k, alpha, beta, c, ldc);
       return;
     }
@@ -174,15 +194,78 @@ struct cpu_gemm_ops : Base {
                       buf.apack.data());
       }
 #pragma omp barrier
-      for (index_t i = m * t / nt; i < m * (t + 1) / nt; ++i) {  // rows split again for the sum
-        T* ci = c + i * ldc;
-        for (int u = 1; u < nt; ++u) {
-          const T* pi = scratch.threads[u].partial.data() + i * n;
-          for (index_t j = 0; j < n; ++j) ci[j] += pi[j];
-        }
+      add_partial_sums(scratch, t, nt, m, n, c, ldc);
+    }
+  }
+
+  // Inside split_depth's parallel region, after its barrier: thread t of nt adds the other
+  // threads' m x n partial sums into its share of C's rows, in thread order.
+  template <class T>
+  static void add_partial_sums(gemm_scratch<T>& scratch, int t, int nt, index_t m, index_t n, T* c, index_t ldc) {
+    for (index_t i = m * t / nt; i < m * (t + 1) / nt; ++i) {  // rows split again for the sum
+      T* ci = c + i * ldc;
+      for (int u = 1; u < nt; ++u) {
+        const T* pi = scratch.threads[u].partial.data() + i * n;
+        for (index_t j = 0; j < n; ++j) ci[j] += pi[j];
       }
     }
   }
+
+#if HYENA_HAS_BF16_PRODUCT
+  // product and split_depth with bf16 inputs and fp32 sums (gemm_bf16.hpp): the same division of
+  // the work among threads (rows, or the depth when by_depth), B packed in fp32 and then into
+  // depth pairs, A packed a block at a time.
+  static void product_bf16(host_context& ctx, int threads, bool by_depth, gemm_detail::operand<float> A,
+                           gemm_detail::operand<float> B, index_t m, index_t n, index_t k, float alpha, float beta,
+                           float* c, index_t ldc, const float* bias) {
+    using namespace gemm_detail;
+    constexpr index_t kc = tile<float>::kc, mr = tile<float>::mr;
+    const index_t panels = (n + tile<float>::nr - 1) / tile<float>::nr, row_blocks = (m + mr - 1) / mr;
+    auto& scratch = ctx.state<gemm_scratch<float>>();
+    for (int t = 0; t < threads; ++t) {
+      auto& buf = scratch.at(t, threads);
+      if (by_depth) {
+        buf.reserve_pairs(packed_size<float>(kc, n));
+        if (t > 0 && static_cast<index_t>(buf.partial.size()) < m * n) buf.partial.resize(m * n);
+      } else {
+        buf.reserve_pairs(t == 0 ? packed_size<float>(k, n) : 0);
+      }
+    }
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+      const int t = thread_index(), nt = thread_count();
+      auto& buf = scratch.threads[t];
+      if (by_depth) {
+        const index_t blocks = (k + kc - 1) / kc, b_lo = blocks * t / nt, b_hi = blocks * (t + 1) / nt;
+        float* out = t == 0 ? c : buf.partial.data();
+        const index_t ldo = t == 0 ? ldc : n;
+        for (index_t blk = b_lo; blk < b_hi; ++blk) {
+          const index_t p0 = blk * kc, depth = std::min(kc, k - p0);
+          const operand<float> a_part{A.data + p0 * A.cs, A.rs, A.cs}, b_part{B.data + p0 * B.rs, B.rs, B.cs};
+          pack_b(b_part, depth, n, 0, panels, buf.packed.data());
+          pack_b_bf16(buf.packed.data(), depth, 0, panels, buf.packed_pairs.data());
+          const float b = blk > b_lo ? 1.0f : t == 0 ? beta : 0.0f;
+          multiply_rows_bf16(0, m, n, depth, alpha, a_part, buf.packed_pairs.data(), b, out, ldo,
+                             buf.apack_pairs.data(), nullptr);
+        }
+#pragma omp barrier
+        add_partial_sums(scratch, t, nt, m, n, c, ldc);
+      } else {
+        auto& shared = scratch.threads[0];
+        const index_t pchunk = (panels + nt - 1) / nt, p_lo = std::min(panels, t * pchunk),
+                      p_hi = std::min(panels, (t + 1) * pchunk);
+        pack_b(B, k, n, p_lo, p_hi, shared.packed.data());
+        pack_b_bf16(shared.packed.data(), k, p_lo, p_hi, shared.packed_pairs.data());
+#pragma omp barrier
+        const index_t step = (row_blocks + nt - 1) / nt;
+        const index_t lo = std::min(m, t * step * mr), hi = std::min(m, (t + 1) * step * mr);
+        if (lo < hi)
+          multiply_rows_bf16(lo, hi, n, k, alpha, A, shared.packed_pairs.data(), beta, c, ldc, buf.apack_pairs.data(),
+                             bias);
+      }
+    }
+  }
+#endif
 
   static int thread_count() {
 #ifdef _OPENMP

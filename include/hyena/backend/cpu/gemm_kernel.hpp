@@ -242,32 +242,14 @@ void pack_a(operand<T> a, index_t i_lo, index_t i_hi, index_t p_lo, index_t p_hi
   }
 }
 
-// C tile (rows x cols <= MR x NR) = alpha * A_tile * B_panel + beta * C (+ bias) over depth
-// kc, B packed. A_tile row r, depth p is ap[r * rs + p * cs]: a packed micro-panel (rs = 1,
-// cs = MR) or A in place (one of the strides 1: the template flag makes it a constant).
-// With beta == 0, C is not read. `bias`, when not null, holds the tile's `cols` column biases,
-// added to every row (a linear layer's bias, added here while the tile is in registers
-// instead of in a second pass over C).
-template <class T, bool DEPTH_CONTIGUOUS>
-inline void micro_tile(index_t kc, const T* ap, index_t rs, index_t cs, const T* bp, T alpha, T beta, T* c,
-                       index_t ldc, index_t rows, index_t cols, const T* bias = nullptr) {
+// C tile (rows x cols <= MR x NR) = alpha * (the MR x NR sums acc0 | acc1) + beta * C (+ bias): the
+// epilogue of every micro-kernel (micro_tile here, micro_tile_bf16 in gemm_bf16.hpp). With beta == 0,
+// C is not read; `bias`, when not null, holds the tile's `cols` column biases.
+template <class T>
+inline void store_tile(const typename tile<T>::batch* acc0, const typename tile<T>::batch* acc1, T alpha, T beta,
+                       T* c, index_t ldc, index_t rows, index_t cols, const T* bias) {
   using batch = typename tile<T>::batch;
   constexpr index_t w = tile<T>::w, nr = tile<T>::nr, mr = tile<T>::mr;
-  batch acc0[mr], acc1[mr];
-  HYENA_UNROLL_ALL
-  for (index_t r = 0; r < mr; ++r) acc0[r] = acc1[r] = batch(T(0));
-  // Unrolled over the depth: otherwise the loop's own counter and branch take a share of the
-  // FMA rate (docs/results.md section 5, "Kept (2026-12-01)").
-  HYENA_UNROLL_DEPTH
-  for (index_t p = 0; p < kc; ++p) {
-    const batch b0 = batch::load_aligned(bp + p * nr), b1 = batch::load_aligned(bp + p * nr + w);
-    HYENA_UNROLL_ALL
-    for (index_t r = 0; r < mr; ++r) {
-      const batch av(DEPTH_CONTIGUOUS ? ap[r * rs + p] : ap[r + p * cs]);
-      acc0[r] = xsimd::fma(av, b0, acc0[r]);
-      acc1[r] = xsimd::fma(av, b1, acc1[r]);
-    }
-  }
   const batch va(alpha), vb(beta);
   if (rows == mr && cols == nr) {
     const batch bias0 = bias ? batch::load_unaligned(bias) : batch(T(0)),
@@ -296,6 +278,35 @@ inline void micro_tile(index_t kc, const T* ap, index_t rs, index_t cs, const T*
       const T v = bias ? out[r * nr + j] + bias[j] : out[r * nr + j];
       y = beta == T(0) ? v : v + beta * y;
     }
+}
+
+// C tile (rows x cols <= MR x NR) = alpha * A_tile * B_panel + beta * C (+ bias) over depth
+// kc, B packed. A_tile row r, depth p is ap[r * rs + p * cs]: a packed micro-panel (rs = 1,
+// cs = MR) or A in place (one of the strides 1: the template flag makes it a constant).
+// With beta == 0, C is not read. `bias`, when not null, holds the tile's `cols` column biases,
+// added to every row (a linear layer's bias, added here while the tile is in registers
+// instead of in a second pass over C).
+template <class T, bool DEPTH_CONTIGUOUS>
+inline void micro_tile(index_t kc, const T* ap, index_t rs, index_t cs, const T* bp, T alpha, T beta, T* c,
+                       index_t ldc, index_t rows, index_t cols, const T* bias = nullptr) {
+  using batch = typename tile<T>::batch;
+  constexpr index_t w = tile<T>::w, nr = tile<T>::nr, mr = tile<T>::mr;
+  batch acc0[mr], acc1[mr];
+  HYENA_UNROLL_ALL
+  for (index_t r = 0; r < mr; ++r) acc0[r] = acc1[r] = batch(T(0));
+  // Unrolled over the depth: otherwise the loop's own counter and branch take a share of the
+  // FMA rate (docs/results.md section 5, "Kept (2026-12-01)").
+  HYENA_UNROLL_DEPTH
+  for (index_t p = 0; p < kc; ++p) {
+    const batch b0 = batch::load_aligned(bp + p * nr), b1 = batch::load_aligned(bp + p * nr + w);
+    HYENA_UNROLL_ALL
+    for (index_t r = 0; r < mr; ++r) {
+      const batch av(DEPTH_CONTIGUOUS ? ap[r * rs + p] : ap[r + p * cs]);
+      acc0[r] = xsimd::fma(av, b0, acc0[r]);
+      acc1[r] = xsimd::fma(av, b1, acc1[r]);
+    }
+  }
+  store_tile<T>(acc0, acc1, alpha, beta, c, ldc, rows, cols, bias);
 }
 
 // The depth range [lo, hi) a tile of rows [i0, i0 + rows) needs, given the triangle, whose

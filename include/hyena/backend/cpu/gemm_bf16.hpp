@@ -1,0 +1,164 @@
+// cpu/gemm_bf16.hpp: the matrix product with bfloat16 inputs and fp32 sums (AVX512-BF16).
+//
+// What host_context's matmul_precision::medium selects (PyTorch's
+// torch.set_float32_matmul_precision("medium")): an fp32 product whose inputs are rounded to
+// bfloat16 (8 significant bits, round to nearest even) and whose products are summed in fp32.
+// vdpbf16ps multiplies two pairs of bf16 values per fp32 lane and adds both to the lane: four
+// FLOP a lane where an fp32 FMA does two, so twice the FMA peak (Zen 4, two cores: 462 against
+// 232 GFLOP/s; docs/results.md section 5, "bf16 products").
+//
+// The layout is gemm_kernel.hpp's (B in panels of NR columns, A in micro-panels of MR rows, an
+// MR x NR tile of C in registers) with the depth taken in pairs: one 32-bit unit holds
+// (x[p], x[p + 1]) for even p, the low half first, the pair vdpbf16ps reads. A depth that is odd
+// is padded with a zero. Only compiled where the compiler targets AVX512-BF16 (-march=native on
+// Zen 4, Cooper Lake, Sapphire Rapids and later); elsewhere products stay in fp32.
+#pragma once
+#if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define HYENA_HAS_BF16_PRODUCT 1
+#include <cstdint>
+
+#include "gemm_kernel.hpp"
+
+namespace hyena::backend::gemm_detail {
+
+static_assert(tile<float>::w == 16 && tile<float>::mr == 8, "the bf16 kernel assumes AVX-512's 8 x 32 tile");
+
+// Bit patterns as the other vector types (GCC and Clang allow casts between vectors of one size).
+inline __m512bh as_bh(__m512i x) { return (__m512bh)x; }
+inline __m512i as_si(__m512bh x) { return (__m512i)x; }
+inline __m256i as_si(__m256bh x) { return (__m256i)x; }
+
+// Interleaves two rows of 16 bf16 values held as one vector (row 0 in elements 0..15, row 1 in
+// 16..31) into 16 (row 0, row 1) pairs; the 8-value form for two rows of 8.
+inline __m512i interleave_rows16(__m512i x) {
+  alignas(64) static constexpr std::int16_t order[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                         8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  return _mm512_permutexvar_epi16(_mm512_load_si512(order), x);
+}
+inline __m256i interleave_rows8(__m256i x) {
+  alignas(32) static constexpr std::int16_t order[16] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
+  return _mm256_permutexvar_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(order)), x);
+}
+
+// Panels [lo, hi) of op(B), already packed in fp32 by pack_b (panel jp: k rows of NR values at
+// packed + jp * k * NR), as depth pairs: panel jp's pair q is NR units at out + (jp * kp + q) * NR,
+// kp = ceil(k / 2).
+inline void pack_b_bf16(const float* packed, index_t k, index_t lo, index_t hi, std::uint32_t* out) {
+  constexpr index_t nr = tile<float>::nr;
+  const index_t kp = (k + 1) / 2;
+  for (index_t jp = lo; jp < hi; ++jp) {
+    const float* src = packed + jp * k * nr;
+    std::uint32_t* dst = out + jp * kp * nr;
+    for (index_t q = 0; q < kp; ++q) {
+      const float* even = src + 2 * q * nr;
+      const bool has_odd = 2 * q + 1 < k;
+      for (index_t h = 0; h < nr; h += 16) {
+        const __m512 e = _mm512_load_ps(even + h), o = has_odd ? _mm512_load_ps(even + nr + h) : _mm512_setzero_ps();
+        _mm512_store_si512(dst + q * nr + h, interleave_rows16(as_si(_mm512_cvtne2ps_pbh(o, e))));
+      }
+    }
+  }
+}
+
+// Rows [i_lo, i_hi) x depths [p_lo, p_hi) of op(A) as micro-panels of MR rows, dp = ceil(depth / 2)
+// pairs each, panel at out + (i0 - i_lo) / MR * MR * dp. A in rows (depth contiguous, a.cs == 1)
+// keeps that order: row r's pair q at r * dp + q, each row converted as one stream. A transposed
+// (a.rs == 1: the MR rows of one depth contiguous) is packed pair-major: (q, r) at q * MR + r.
+// Rows past i_hi are zero.
+inline void pack_a_bf16(operand<float> a, index_t i_lo, index_t i_hi, index_t p_lo, index_t p_hi, std::uint32_t* out) {
+  constexpr index_t mr = tile<float>::mr;
+  const index_t depth = p_hi - p_lo, dp = (depth + 1) / 2;
+  const auto first_n = [](index_t n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); };
+  for (index_t i0 = i_lo; i0 < i_hi; i0 += mr) {
+    std::uint32_t* dst = out + (i0 - i_lo) / mr * mr * dp;
+    const index_t rows = std::min(mr, i_hi - i0);
+    if (a.cs == 1) {
+      for (index_t r = 0; r < mr; ++r) {
+        std::uint32_t* row = dst + r * dp;
+        if (r >= rows) {
+          std::fill(row, row + dp, 0u);
+          continue;
+        }
+        const float* src = a.data + (i0 + r) * a.rs + p_lo;
+        for (index_t q = 0; q < dp; q += 16) {  // 32 depths: one vector of 16 pairs
+          const index_t left = depth - 2 * q;
+          const __m512 x0 = _mm512_maskz_loadu_ps(first_n(left), src + 2 * q),
+                       x1 = _mm512_maskz_loadu_ps(first_n(left - 16), src + 2 * q + 16);
+          _mm512_mask_storeu_epi32(row + q, first_n(dp - q), as_si(_mm512_cvtne2ps_pbh(x1, x0)));
+        }
+      }
+    } else {
+      const __mmask8 live = static_cast<__mmask8>((1u << rows) - 1);
+      for (index_t q = 0; q < dp; ++q) {
+        const float* even = a.data + i0 + (p_lo + 2 * q) * a.cs;
+        const __m256 e = _mm256_maskz_loadu_ps(live, even),
+                     o = 2 * q + 1 < depth ? _mm256_maskz_loadu_ps(live, even + a.cs) : _mm256_setzero_ps();
+        const __m512 both = _mm512_insertf32x8(_mm512_castps256_ps512(e), o, 1);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + q * mr), interleave_rows8(as_si(_mm512_cvtneps_pbh(both))));
+      }
+    }
+  }
+}
+
+// C tile (rows x cols <= MR x NR) = alpha * A_tile * B_panel + beta * C (+ bias) over `pairs`
+// depth pairs: A's unit (r, q) at ap[r * rs + q * cs] (pack_a_bf16's two layouts; the flag
+// makes the contiguous stride a constant), B's pair q at bp + q * NR. One broadcast of A's pair
+// per row and two loads of B per pair, as micro_tile.
+template <bool DEPTH_CONTIGUOUS>
+inline void micro_tile_bf16(index_t pairs, const std::uint32_t* ap, index_t rs, index_t cs, const std::uint32_t* bp,
+                            float alpha, float beta, float* c, index_t ldc, index_t rows, index_t cols,
+                            const float* bias) {
+  using batch = tile<float>::batch;
+  constexpr index_t mr = tile<float>::mr, nr = tile<float>::nr;
+  __m512 acc0[mr], acc1[mr];
+  HYENA_UNROLL_ALL
+  for (index_t r = 0; r < mr; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
+  HYENA_UNROLL_DEPTH
+  for (index_t q = 0; q < pairs; ++q) {
+    const __m512bh b0 = as_bh(_mm512_load_si512(bp + q * nr)), b1 = as_bh(_mm512_load_si512(bp + q * nr + 16));
+    HYENA_UNROLL_ALL
+    for (index_t r = 0; r < mr; ++r) {
+      const __m512bh av = as_bh(_mm512_set1_epi32(static_cast<int>(DEPTH_CONTIGUOUS ? ap[r * rs + q] : ap[r + q * cs])));
+      acc0[r] = _mm512_dpbf16_ps(acc0[r], av, b0);
+      acc1[r] = _mm512_dpbf16_ps(acc1[r], av, b1);
+    }
+  }
+  batch sum0[mr], sum1[mr];
+  HYENA_UNROLL_ALL
+  for (index_t r = 0; r < mr; ++r) sum0[r] = batch(acc0[r]), sum1[r] = batch(acc1[r]);
+  store_tile<float>(sum0, sum1, alpha, beta, c, ldc, rows, cols, bias);
+}
+
+// Rows [m_lo, m_hi) of C = alpha * op(A) * op(B) + beta * C (+ bias, n values or null), as
+// multiply_rows without a triangle: op(B) (k x n) packed by pack_b_bf16, A packed here one
+// MC x KC block at a time into apack (MC * KC / 2 units).
+inline void multiply_rows_bf16(index_t m_lo, index_t m_hi, index_t n, index_t k, float alpha, operand<float> a,
+                               const std::uint32_t* packed, float beta, float* c, index_t ldc, std::uint32_t* apack,
+                               const float* bias) {
+  constexpr index_t nr = tile<float>::nr, mr = tile<float>::mr, kc = tile<float>::kc, mc = tile<float>::mc;
+  static_assert(kc % 2 == 0, "depth blocks must hold whole pairs");
+  const index_t panels = (n + nr - 1) / nr, kp = (k + 1) / 2;
+  for (index_t pc = 0; pc < k; pc += kc) {
+    const index_t pe = std::min(k, pc + kc), dp = (pe - pc + 1) / 2;
+    const float b = pc == 0 ? beta : 1.0f;  // the first depth block applies beta and the bias
+    for (index_t ic = m_lo; ic < m_hi; ic += mc) {
+      const index_t ie = std::min(m_hi, ic + mc);
+      pack_a_bf16(a, ic, ie, pc, pe, apack);
+      for (index_t jp = 0; jp < panels; ++jp) {
+        const index_t j0 = jp * nr, cols = std::min(nr, n - j0);
+        const std::uint32_t* bp = packed + (jp * kp + pc / 2) * nr;
+        const float* tile_bias = pc == 0 && bias ? bias + j0 : nullptr;
+        for (index_t i0 = ic; i0 < ie; i0 += mr) {
+          const index_t rows = std::min(mr, ie - i0);
+          const std::uint32_t* ap = apack + (i0 - ic) / mr * mr * dp;
+          float* ct = c + i0 * ldc + j0;
+          if (a.cs == 1) micro_tile_bf16<true>(dp, ap, dp, 1, bp, alpha, b, ct, ldc, rows, cols, tile_bias);
+          else micro_tile_bf16<false>(dp, ap, 1, mr, bp, alpha, b, ct, ldc, rows, cols, tile_bias);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace hyena::backend::gemm_detail
+#endif
