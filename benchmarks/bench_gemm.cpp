@@ -4,7 +4,8 @@
 // side by side with Eigen's product on the same shapes.
 //   bench_gemm [--threads N] [--tokens 2048] [--width 128] [--seq 256] [--matmul-precision medium] [--peak-only]
 // Prints markdown tables (docs/results.md section 5), the last one a linear layer's forward with and
-// without its bias fused into the product; --peak-only prints just the peak as one JSON line.
+// without its bias fused into the product; --peak-only prints just the peak as one JSON line (with
+// bf16_peak_gflops, vdpbf16ps's, where the build has bf16 products).
 // --matmul-precision medium runs our products with bf16 inputs and fp32 sums (cpu/gemm_bf16.hpp),
 // where the "% of peak" column is still against the fp32 FMA peak (bf16's is twice it) and the
 // triangular rows stay fp32.
@@ -59,6 +60,38 @@ double fma_peak(int threads) {
   }
   return best;
 }
+
+#if HYENA_HAS_BF16_PRODUCT
+// The same for bf16 dot products (vdpbf16ps, what matmul_precision::medium runs): 12 chains, each
+// instruction 4 FLOP per fp32 lane (two products and their sum, added to the lane).
+double bf16_peak(int threads) {
+  const long iters = 50'000'000 / 16;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    float sink = 0;
+    auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    {
+      __m512 acc[12];
+      for (int j = 0; j < 12; ++j) acc[j] = _mm512_set1_ps(1.0f + float(j) * 1e-7f);
+      const __m512bh x = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
+      for (long i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+        for (int j = 0; j < 12; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], x, x);  // (no constant folding of these)
+      }
+      alignas(64) float lanes[16];
+      for (int j = 0; j < 12; ++j) {
+        _mm512_store_ps(lanes, acc[j]);
+        for (float v : lanes) sink += v;
+      }
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 4.0 * 12 * 16 * double(iters) * threads / s);
+    if (sink == 42.0f) std::printf(" ");
+  }
+  return best;
+}
+#endif
 
 struct product {
   const char* what;
@@ -169,8 +202,12 @@ int main(int argc, char** argv) {
   backend::host_context ctx(threads);
   ctx.set_float32_matmul_precision(precision);
   if (peak_only) {
-    std::printf("{\"fma_peak_gflops\": %.1f, \"threads\": %d, \"vector_floats\": %d}\n", fma_peak(ctx.threads()) * 1e-9,
+    std::printf("{\"fma_peak_gflops\": %.1f, \"threads\": %d, \"vector_floats\": %d", fma_peak(ctx.threads()) * 1e-9,
                 ctx.threads(), int(xsimd::batch<float>::size));
+#if HYENA_HAS_BF16_PRODUCT
+    std::printf(", \"bf16_peak_gflops\": %.1f", bf16_peak(ctx.threads()) * 1e-9);
+#endif
+    std::printf("}\n");
     return 0;
   }
   const double peak1 = fma_peak(1), peak = fma_peak(ctx.threads());

@@ -3,7 +3,7 @@
 
   python3 benchmarks/compare.py --build build [--threads 2] [--rounds 7] [--quick] [--out FILE.md]
                                 [--json docs/results/cpu.json] [--torch-python PY] [--debian-python PY]
-                                [--columns eager sdpa compile debian]
+                                [--columns eager sdpa compile debian] [--bf16]
 
 Runs ours (BUILD/benchmarks/bench_train, bench_operator) and benchmarks/peers/torch_bench.py
 alternately (ours, then every PyTorch column, each round), every measurement in a fresh process with
@@ -44,6 +44,12 @@ is what torch would load, this uses OpenBLAS from --blas-dir, from a system open
 or (with --fetch-openblas) unpacked from Debian's libopenblas0-openmp into BUILD/torch-openblas
 (apt-get download, nothing installed system-wide), via LD_LIBRARY_PATH for the torch runs only.
 PyTorch from PyPI brings its own BLAS (MKL / oneDNN).
+
+--bf16: mixed precision on both sides, the training rows only: ours with bench_train
+--matmul-precision medium (bf16 inputs, fp32 sums in every product but attention's triangles), the
+current-PyTorch columns under torch.autocast(dtype=torch.bfloat16) (torch_bench.py --autocast bf16);
+Debian's column is left out, and the MFU column is against the bf16 dot-product peak
+(bench_gemm --peak-only's bf16_peak_gflops, twice the FMA peak on Zen 4). No default --json.
 """
 import argparse
 import datetime
@@ -303,14 +309,17 @@ def jobs(a, cols):
             d[key] = [str(x) for x in [c["python"] or "python3", TORCH_BENCH, "--threads", a.threads] + c["flags"] + extra]
         return d, same
 
+    mixed_ours = ["--matmul-precision", "medium"] if a.bf16 else []
+    mixed_peer = ["--autocast", "bf16"] if a.bf16 else []
     for m, flag in [("teacher", 0), ("hyena_student", 1)]:
-        peers, same = peer_cmds(["--what", "train", "--model", m] + shape_flags(a), m == "teacher")
-        out.append({"name": f"train/{m}", "ours": [ours_train] + shape_flags(a) + ["--model", flag],
+        peers, same = peer_cmds(["--what", "train", "--model", m] + shape_flags(a) + mixed_peer, m == "teacher")
+        out.append({"name": f"train/{m}", "ours": [ours_train] + shape_flags(a) + ["--model", flag] + mixed_ours,
                     "peers": peers, "same": same, "rounds": a.rounds})
     op = ["--width", a.width, "--reps", a.reps, "--max-gb", a.max_gb]
-    peers, same = peer_cmds(["--what", "operator", "--lengths"] + a.lengths + op, False)
-    out.append({"name": "operator/fwd_bwd", "ours": [ours_op, "--threads", a.threads, "--lengths"] + a.lengths + op,
-                "peers": peers, "same": same, "rounds": a.rounds})
+    if a.lengths:
+        peers, same = peer_cmds(["--what", "operator", "--lengths"] + a.lengths + op, False)
+        out.append({"name": "operator/fwd_bwd", "ours": [ours_op, "--threads", a.threads, "--lengths"] + a.lengths + op,
+                    "peers": peers, "same": same, "rounds": a.rounds})
     if a.forward_lengths:
         peers, same = peer_cmds(["--what", "operator", "--forward-only", "--lengths"] + a.forward_lengths + op, False)
         out.append({"name": "operator/fwd", "ours": [ours_op, "--threads", a.threads, "--forward-only", "--lengths"] +
@@ -355,6 +364,8 @@ def main():
                    help="the results as JSON (machine, versions, commands, medians, per-round values, ratios); "
                         "default docs/results/cpu.json, except with --quick (then only where this says); '' for none")
     p.add_argument("--json-out", default=None, help="write every raw measurement here (JSON lines)")
+    p.add_argument("--bf16", action="store_true",
+                   help="mixed precision on both sides, training rows only (see the top of this file)")
     argv = sys.argv[1:]
     a = p.parse_args()
     if a.quick:
@@ -363,8 +374,11 @@ def main():
         a.long_rounds, a.reps = min(a.long_rounds, 1), 2
         a.layers, a.seq, a.batch = 2, 128, 4
         a.lengths, a.forward_lengths = [1024, 4096], [16384]
+    if a.bf16:  # mixed precision is measured on the training steps only
+        a.columns = [c for c in a.columns if c != "debian"]
+        a.lengths, a.forward_lengths = [], []
     if a.json is None:
-        a.json = "" if a.quick else os.path.join(ROOT, "docs", "results", "cpu.json")
+        a.json = "" if a.quick or a.bf16 else os.path.join(ROOT, "docs", "results", "cpu.json")
 
     if a.max_gb is None:
         a.max_gb = round(0.6 * mem_available_gb(), 1)
@@ -387,7 +401,8 @@ def main():
     # Read again after the rounds and the higher reading kept: on a shared host one reading can
     # come out at half the other (seen on a 2-vCPU EPYC: 116 and 230 GFLOP/s minutes apart).
     bench_gemm = os.path.join(a.build, "benchmarks", "bench_gemm")
-    a.peak_readings = [flops.measure_peak(bench_gemm, a.threads)]
+    peak_key = "bf16_peak_gflops" if a.bf16 else "fma_peak_gflops"
+    a.peak_readings = [flops.measure_peak(bench_gemm, a.threads, peak_key)]
     if a.peak_readings[0] is None:
         log("compare.py: no FMA peak (build bench_gemm for the MFU column)")
 
@@ -423,7 +438,7 @@ def main():
 
     a.load = (load_start, os.getloadavg()[0])
     if a.peak_readings[0] is not None:
-        a.peak_readings.append(flops.measure_peak(bench_gemm, a.threads))
+        a.peak_readings.append(flops.measure_peak(bench_gemm, a.threads, peak_key))
     a.peak = max((p for p in a.peak_readings if p is not None), default=None)
     a.started, a.finished = started, datetime.datetime.now().isoformat(timespec="seconds")
     rows = tabulate(a, results, cols, all_jobs, failed)
@@ -557,7 +572,11 @@ def rounds_text(vals):
 def render(a, rows, cols, all_jobs, failed, results, ours_base_rss):
     labels = [cols[c]["label"] for c in COLUMN_KEYS]
     L = []
-    L.append(f"## hyena vs PyTorch on the CPU ({a.threads} thread{'s' if a.threads != 1 else ''})\n")
+    L.append(f"## hyena vs PyTorch on the CPU ({a.threads} thread{'s' if a.threads != 1 else ''}"
+             f"{', bf16 products on both sides' if a.bf16 else ''})\n")
+    if a.bf16:
+        L.append("Mixed precision (--bf16): hyena with matmul_precision medium (bf16 inputs and fp32 sums in its "
+                 "products but attention's), every PyTorch column under torch.autocast(dtype=torch.bfloat16).\n")
     L.append("Medians over fresh processes run alternately (hyena, then each PyTorch column, every round). "
              "Each PyTorch cell is its median and, in brackets, hyena's ratio to it: ours / torch for throughput, "
              "torch / ours for times and memory, so above 1 means hyena is ahead. \"Strongest\" is the best "
@@ -622,7 +641,9 @@ def render(a, rows, cols, all_jobs, failed, results, ours_base_rss):
 
     L.append("\n### Achieved FLOP/s (MFU)\n")
     if a.peak:
-        L.append(flops.mfu_markdown(a.mfu, a.peak, a.threads, {c: cols[c]["label"] for c in COLUMN_KEYS}))
+        L.append(flops.mfu_markdown(a.mfu, a.peak, a.threads, {c: cols[c]["label"] for c in COLUMN_KEYS},
+                                    "bench_gemm --peak-only, the bf16 dot-product peak" if a.bf16
+                                    else "bench_gemm --peak-only"))
     else:
         L.append(f"No FMA peak: {a.build}/benchmarks/bench_gemm was not built (cmake --build {a.build} --target bench_gemm).")
 
@@ -678,7 +699,9 @@ def settings_of(a):
     return {"threads": a.threads, "rounds": a.rounds, "long_rounds": a.long_rounds, "reps": a.reps,
             "quick": a.quick, "vocab": a.vocab, "hidden": a.hidden, "layers": a.layers, "heads": a.heads,
             "mlp": a.mlp, "seq": a.seq, "batch": a.batch, "width": a.width, "lengths": a.lengths,
-            "forward_lengths": a.forward_lengths, "max_gb": a.max_gb}
+            "forward_lengths": a.forward_lengths, "max_gb": a.max_gb,
+            "precision": "bf16 products, fp32 sums (ours: matmul_precision medium; torch: autocast bf16)" if a.bf16
+            else "fp32"}
 
 
 def as_json(a, rows, cols, all_jobs, failed, raw, ours_base_rss, results):
@@ -690,8 +713,10 @@ def as_json(a, rows, cols, all_jobs, failed, raw, ours_base_rss, results):
                     "kernel": platform.release(), "load_1min_start": round(a.load[0], 2),
                     "load_1min_end": round(a.load[1], 2)},
         "settings": settings_of(a),
-        "peak": {"fma_gflops": a.peak, "threads": a.threads, "readings": a.peak_readings,
-                 "source": "bench_gemm --peak-only, before and after the rounds, the higher"} if a.peak else None,
+        "peak": {"fma_gflops" if not a.bf16 else "bf16_gflops": a.peak, "threads": a.threads,
+                 "readings": a.peak_readings,
+                 "source": "bench_gemm --peak-only, before and after the rounds, the higher" +
+                 (" (bf16_peak_gflops: vdpbf16ps)" if a.bf16 else "")} if a.peak else None,
         "mfu": a.mfu,
         "versions": {"hyena": git_describe(), "compiler": compiler(a.build),
                      "build_type": cmake_value(a.build, "CMAKE_BUILD_TYPE"), "driver_python": platform.python_version()},

@@ -146,12 +146,13 @@ def mfu_markdown(mfu, peak_gflops, threads, labels, source="bench_gemm --peak-on
     return "\n".join(L)
 
 
-def measure_peak(bench_gemm, threads):
-    """The FMA peak in GFLOP/s from `bench_gemm --peak-only --threads N`, or None if it cannot run."""
+def measure_peak(bench_gemm, threads, key="fma_peak_gflops"):
+    """The FMA peak in GFLOP/s from `bench_gemm --peak-only --threads N` (or its bf16_peak_gflops),
+    or None if it cannot run or has no such peak."""
     try:
         out = subprocess.run([bench_gemm, "--peak-only", "--threads", str(threads)], capture_output=True, text=True,
                              timeout=120, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
-        return json.loads(out.stdout.strip().splitlines()[-1])["fma_peak_gflops"] if out.returncode == 0 else None
+        return json.loads(out.stdout.strip().splitlines()[-1])[key] if out.returncode == 0 else None
     except (OSError, ValueError, IndexError, KeyError, subprocess.TimeoutExpired):
         return None
 

@@ -8,6 +8,7 @@
   torch_bench.py --what conv      [--lengths ...] [--batch B] [--width W]      (the long convolution alone)
   torch_bench.py --what attention [--lengths ...] [--width 512] [--heads 8]    (SDPA attention alone)
   every mode: [--device cpu|cuda] [--attention eager|sdpa] [--compile] [--tf32]
+  train only: [--autocast bf16]
 
 A run that fails (torch.compile unable to build on this machine, --attention sdpa or --compile on
 PyTorch 1.x) prints the traceback and then one last stderr line "torch_bench.py: failed: REASON",
@@ -16,7 +17,10 @@ and exits with status 3 (benchmarks/compare.py shows REASON in that column).
 --device cuda runs on GPU 0 and times with the device synchronised (peak memory is then
 torch.cuda.max_memory_allocated, "peak_cuda_mb"); --attention sdpa runs the teacher's attention through
 F.scaled_dot_product_attention (PyTorch >= 2.0); --compile wraps the model (or operator) in
-torch.compile; --tf32 allows TF32 products on the GPU (torch.backends.cuda.matmul.allow_tf32).
+torch.compile; --tf32 allows TF32 products on the GPU (torch.backends.cuda.matmul.allow_tf32);
+--autocast bf16 runs the train mode's forward and loss (and so the backward's products) under
+torch.autocast(dtype=torch.bfloat16), PyTorch's mixed precision: products and activations in bf16,
+the parameters, their gradients and AdamW in fp32 (the peer of bench_train --matmul-precision medium).
 conv: fftconv (rfft at 2L, product, irfft) on (batch, width, L), PyTorch's natural layout, forward
 ("fwd_ms") and forward + backward to the input and the filter ("fwd_bwd_ms"). attention: causal SDPA
 on (1, heads, L, width / heads) forward + backward ("fwd_bwd_ms"), the reference point for the Hyena
@@ -86,6 +90,8 @@ def median_seconds(reps, fn, warmups=1):
 def run_info(a):
     """The fields every line carries beyond the measurement: how the peer ran."""
     d = {"device": DEVICE.type, "attention": a.attention, "compiled": a.compile, "torch": torch.__version__}
+    if a.autocast != "none":
+        d["autocast"] = a.autocast
     if DEVICE.type == "cuda":
         d["tf32"] = a.tf32
     return d
@@ -123,9 +129,13 @@ def bench_train_one(a, name):
     inp = torch.randint(0, a.vocab, (a.batch, a.seq), generator=g).to(DEVICE)
     tgt = torch.randint(0, a.vocab, (a.batch, a.seq), generator=g).to(DEVICE)
 
+    def mixed():  # torch.autocast with --autocast bf16, else nothing
+        return torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=a.autocast == "bf16")
+
     def step():
-        logits = run(inp)
-        loss = F.cross_entropy(logits.view(-1, a.vocab), tgt.view(-1))
+        with mixed():
+            logits = run(inp)
+            loss = F.cross_entropy(logits.float().view(-1, a.vocab), tgt.view(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -135,7 +145,7 @@ def bench_train_one(a, name):
     model.eval()
 
     def fwd():
-        with torch.no_grad():
+        with torch.no_grad(), mixed():
             run(inp)
 
     t_fwd = median_seconds(a.reps, fwd, warmups=3 if a.compile else 1)
@@ -277,7 +287,10 @@ def main():
     p.add_argument("--attention", choices=["eager", "sdpa"], default="eager")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--tf32", action="store_true")
+    p.add_argument("--autocast", choices=["none", "bf16"], default="none")
     a = p.parse_args()
+    if a.autocast != "none" and a.what != "train":
+        fail("--autocast applies to --what train only")
     global DEVICE
     DEVICE = torch.device(a.device)
     if a.device == "cuda" and not torch.cuda.is_available():

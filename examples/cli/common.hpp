@@ -1,6 +1,7 @@
 // common.hpp: what the `hyena` subcommands share: presets, contexts and the data folder, and
 // (models.hpp) the model types the CLI knows and loading a model from any format.
 #pragma once
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -83,10 +84,11 @@ inline backend::host_context make_context(int threads) {
   return backend::host_context(threads);
 }
 
-// Where a command runs (--device, --tf32, --threads; commands.hpp adds them to a subcommand).
+// Where a command runs (--device, --tf32, --bf16, --threads; commands.hpp adds them to a subcommand).
 struct device_options {
   std::string name = "cpu";  // cpu, or cuda (a CLI built with HYENA_WITH_CUDA: cuda_commands.cu)
   bool tf32 = false;         // cuda: float products on TF32 tensor cores (PyTorch's allow_tf32)
+  bool bf16 = false;         // cpu: products with bf16 inputs and fp32 sums (backend::matmul_precision::medium)
   int threads = 0;           // host threads (0: all)
 };
 
@@ -96,11 +98,19 @@ template <class B>
 typename B::context device_context(const device_options& d) {
   auto host = make_context(d.threads);
   if constexpr (std::is_same_v<typename B::context, backend::host_context>) {
-    HYENA_CHECK(!d.tf32, "--tf32 applies to --device cuda only (the CPU backend computes in full float)");
+    HYENA_CHECK(!d.tf32, "--tf32 applies to --device cuda only (on the CPU, --bf16 is its counterpart)");
+    if (d.bf16) {
+      host.set_float32_matmul_precision(backend::matmul_precision::medium);
+#if !HYENA_HAS_BF16_PRODUCT
+      std::fprintf(stderr, "hyena: --bf16: this build has no bf16 products (it needs a CPU with AVX512-BF16 and "
+                           "-march=native); products stay fp32\n");
+#endif
+    }
     return host;
-  }
-  else
+  } else {
+    HYENA_CHECK(!d.bf16, "--bf16 applies to --device cpu only (on cuda, --tf32 is its counterpart)");
     return typename B::context(0, d.tf32);
+  }
 }
 
 // HYENA_DATA_DIR, else the folder CMake was configured with (../shared/data by default).

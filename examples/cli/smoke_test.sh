@@ -62,6 +62,10 @@ grep -q "resuming from step 20" resume.out || fail "train did not resume from st
 "$hyena" train --arch hyena_gpt_neox --preset tiny --train train.tok --out student --steps 2 --batch 2 --seq 32 \
   > student.out 2> /dev/null || fail "hyena_gpt_neox train"
 [[ -s student/model.safetensors ]] || fail "student/model.safetensors missing"
+# ... and with bf16 products (--bf16: a permission, so it runs on any CPU).
+"$hyena" train --arch hyena_gpt_neox --preset tiny --train train.tok --out student_bf16 --steps 2 --batch 2 --seq 32 \
+  --bf16 > student_bf16.out 2> /dev/null || fail "train --bf16"
+[[ -s student_bf16/model.safetensors ]] || fail "student_bf16/model.safetensors missing"
 
 # Bad inputs exit non-zero with "error:" on stderr.
 expect_error() {

@@ -60,6 +60,30 @@ TEST_CASE("trainer: a tiny GPT-NeoX learns a toy corpus") {
   CHECK(res.final_eval.loss < first - 2.5);
 }
 
+TEST_CASE("trainer: with bf16 products (matmul_precision::medium) the tiny GPT-NeoX learns as in fp32") {
+  auto tokens = testing::toy_corpus(20000);
+  std::span<const std::int32_t> span(tokens);
+  auto run = [&](backend::matmul_precision p) {
+    model m(tiny());
+    rng r(1);
+    m.init(r);
+    backend::host_context ctx;
+    ctx.set_float32_matmul_precision(p);
+    return train::trainer<model>(m, options("", 60)).run(ctx, span, span.subspan(0, 2000));
+  };
+  const auto fp32 = run(backend::matmul_precision::highest), mixed = run(backend::matmul_precision::medium);
+  const double first = mixed.history.front().loss, last = mixed.history.back().loss;
+  INFO("medium: first ", first, " last ", last, " eval ", mixed.final_eval.loss, "; highest: last ",
+       fp32.history.back().loss, " eval ", fp32.final_eval.loss);
+  CHECK(last < first - 2.5);
+  CHECK(std::abs(mixed.final_eval.loss - fp32.final_eval.loss) < 0.01 * fp32.final_eval.loss);
+#if HYENA_HAS_BF16_PRODUCT
+  CHECK(mixed.history.back().loss != fp32.history.back().loss);  // the products were rounded
+#else
+  CHECK(mixed.history.back().loss == fp32.history.back().loss);  // a permission only: fp32 throughout
+#endif
+}
+
 TEST_CASE("trainer: resume continues the run exactly") {
   auto tokens = testing::toy_corpus(8000);
   std::span<const std::int32_t> span(tokens);
