@@ -105,7 +105,7 @@ inline void pack_a_bf16(operand<float> a, index_t i_lo, index_t i_hi, index_t p_
 // makes the contiguous stride a constant), B's pair q at bp + q * NR. One broadcast of A's pair
 // per row and two loads of B per pair, as micro_tile.
 template <bool DEPTH_CONTIGUOUS>
-inline void micro_tile_bf16(index_t pairs, const std::uint32_t* ap, index_t rs, index_t cs, const std::uint32_t* bp,
+HYENA_KERNEL_INLINE void micro_tile_bf16(index_t pairs, const std::uint32_t* ap, index_t rs, index_t cs, const std::uint32_t* bp,
                             float alpha, float beta, float* c, index_t ldc, index_t rows, index_t cols,
                             const float* bias) {
   using batch = tile<float>::batch;
