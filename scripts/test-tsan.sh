@@ -16,7 +16,7 @@ CC=clang CXX=clang++ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=None -DHYENA_BU
   -DHYENA_BUILD_BENCHMARKS=OFF -DHYENA_WITH_CUDA=OFF -DHYENA_TEST_OMP_THREADS=2 \
   -DCMAKE_CXX_FLAGS="-O1 -g1 -fsanitize=thread -fno-omit-frame-pointer" >/dev/null
 # The threaded programs (OpenMP parallel loops, or host_context(n > 1), or the BPE cache mutex).
-tests=(backend_test_gemm backend_test_attention_ops backend_test_attention_guards backend_test_conv
+tests=(backend_test_gemm backend_test_gemm_bf16 backend_test_attention_ops backend_test_attention_guards backend_test_conv
        backend_test_channel_fft backend_test_filter nn_test_linear nn_test_embedding nn_test_gelu nn_test_layer_norm
        nn_test_rms_norm nn_test_swiglu_mlp nn_test_loss nn_test_hyena nn_test_attention train_test_adamw
        train_test_grad_clip io_test_bpe_tokenizer)
