@@ -215,6 +215,59 @@ TEST_CASE("fused causal attention: cpu matches cpu_ref, forward and backward, MH
   check_fused_attention<double>({2, 100, 2, 1, 24, 1}, 1e-11);
 }
 
+namespace {
+
+// ||x - y|| / ||y|| over the entries of rows x cols buffers (row stride ld) in the first `cols` columns.
+double relative_l2(const std::vector<float>& x, const std::vector<float>& y, index_t rows, index_t cols, index_t ld) {
+  double num = 0, den = 0;
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t i = 0; i < cols; ++i) {
+      const double d = double(x[r * ld + i]) - y[r * ld + i];
+      num += d * d, den += double(y[r * ld + i]) * y[r * ld + i];
+    }
+  return std::sqrt(num / den);
+}
+
+}  // namespace
+
+TEST_CASE("fused causal attention under matmul_precision::medium: bf16 products, fp32 softmax, close to cpu_ref") {
+  for (const attention_case a : {attention_case{2, 150, 4, 4, 32, 0}, attention_case{1, 67, 4, 2, 16, 5},
+                                 attention_case{1, 9, 2, 1, 40, 3}}) {
+    const index_t D = a.head_dim, Q = (a.heads + 2 * a.kv_heads) * D + a.row_pad, O = a.heads * D + a.row_pad;
+    const index_t rows = a.batch * a.seq;
+    const float scale = 1.0f / std::sqrt(float(D));
+    auto qkv = randn<float>(rows * Q, a.seq * 31 + a.heads), dout = randn<float>(rows * O, a.seq * 37 + 1);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    backend::host_context ref_ctx(1), ctx(2);
+    ctx.set_float32_matmul_precision(backend::matmul_precision::medium);
+    std::vector<float> out_ref(rows * O, nan), out(rows * O, nan), lse_ref(a.batch * a.heads * a.seq),
+        lse(a.batch * a.heads * a.seq), d_ref(rows * Q, nan), d(rows * Q, nan);
+    backend::cpu_ref::causal_attention_forward(ref_ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
+                                               out_ref.data(), O, lse_ref.data());
+    backend::cpu::causal_attention_forward(ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
+                                           out.data(), O, lse.data());
+    backend::cpu_ref::causal_attention_backward(ref_ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
+                                                out_ref.data(), dout.data(), O, lse_ref.data(), d_ref.data());
+    backend::cpu::causal_attention_backward(ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
+                                            out.data(), dout.data(), O, lse.data(), d.data());
+    const double e_out = relative_l2(out, out_ref, rows, a.heads * D, O),
+                 e_grad = relative_l2(d, d_ref, rows, Q - a.row_pad, Q);
+    INFO("seq ", a.seq, " heads ", a.heads, "/", a.kv_heads, " head_dim ", D, ": relative error out ", e_out,
+         " gradients ", e_grad);
+    CHECK(e_out < 1e-2);  // bf16 inputs: about 2^-9 relative each
+    CHECK(e_grad < 2e-2);
+#if HYENA_HAS_BF16_PRODUCT
+    CHECK(e_out > 1e-4);  // rounded: not the fp32 path
+#endif
+    int touched_pad = 0;
+    for (index_t r = 0; r < rows; ++r) {
+      for (index_t i = a.heads * D; i < O; ++i) touched_pad += !std::isnan(out[r * O + i]);
+      for (index_t i = Q - a.row_pad; i < Q; ++i) touched_pad += !std::isnan(d[r * Q + i]);
+    }
+    CHECK(touched_pad == 0);
+  }
+}
+
 TEST_CASE("fused causal attention: equals scores -> causal softmax -> P v through the other ops") {
   const index_t seq = 50, D = 16, Q = 3 * D;
   const float scale = 0.25f;

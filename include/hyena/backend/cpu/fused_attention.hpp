@@ -8,16 +8,20 @@
 // (block x seq) buffer that stays in L2, and backward rebuilds the probabilities from the
 // per-row log-sum-exp the forward saved (the FlashAttention recipe: recompute, don't store).
 // The products inside are gemm_kernel.hpp's, with the triangle hints so masked-out blocks
-// are never computed.
+// are never computed; under matmul_precision::medium, gemm_bf16.hpp's (bf16 inputs, fp32 sums),
+// the softmax and its gradient staying fp32.
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
 
 #include "../context.hpp"
 #include "attention.hpp"
+#include "gemm_bf16.hpp"
 #include "gemm_kernel.hpp"
 
 namespace hyena::backend {
@@ -25,12 +29,43 @@ namespace hyena::backend {
 namespace fused_attention_detail {
 
 // One thread's buffers: a block of scores/probabilities, a block of their gradients, packed
-// operands, and the A-block scratch of the gemm kernel.
+// operands, and the A-block scratch of the gemm kernel; with bf16 products, each packed operand
+// also as depth pairs (gemm_bf16.hpp), and the pairs' A-block scratch.
 template <class T>
 struct worker {
   gemm_detail::aligned_vector<T> s, ds, k_t, v_t, k_rows, v_rows, small, apack;
-  static void grow(gemm_detail::aligned_vector<T>& v, index_t n) {
+  gemm_detail::aligned_vector<std::uint32_t> k_t2, v_t2, k_rows2, v_rows2, small2, apack2;
+  template <class V>
+  static void grow(gemm_detail::aligned_vector<V>& v, index_t n) {
     if (static_cast<index_t>(v.size()) < n) v.resize(n);
+  }
+};
+
+// The products of one thread's task, in fp32 or, when `pairs` (matmul_precision::medium with
+// bf16 products built in), with bf16 inputs: pack packs op(B) (k x n) into `fp32` and, for bf16,
+// converts it into `paired`; multiply runs multiply_rows or multiply_rows_bf16 on it.
+template <class T>
+struct block_products {
+  bool pairs;
+  worker<T>& w;
+  static index_t panels(index_t n) { return (n + gemm_detail::tile<T>::nr - 1) / gemm_detail::tile<T>::nr; }
+  void pack(gemm_detail::operand<T> b, index_t k, index_t n, T* fp32, std::uint32_t* paired) const {
+    gemm_detail::pack_b(b, k, n, 0, panels(n), fp32);
+#if HYENA_HAS_BF16_PRODUCT
+    if constexpr (std::is_same_v<T, float>)
+      if (pairs) gemm_detail::pack_b_bf16(fp32, k, 0, panels(n), paired);
+#endif
+  }
+  void multiply(triangle tri, index_t m, index_t n, index_t k, T alpha, gemm_detail::operand<T> a, const T* fp32,
+                const std::uint32_t* paired, index_t ldp, T beta, T* c, index_t ldc, index_t diag) const {
+#if HYENA_HAS_BF16_PRODUCT
+    if constexpr (std::is_same_v<T, float>)
+      if (pairs) {
+        gemm_detail::multiply_rows_bf16(tri, 0, m, n, k, alpha, a, paired, ldp, beta, c, ldc, w.apack2.data(), diag);
+        return;
+      }
+#endif
+    gemm_detail::multiply_rows(tri, 0, m, n, k, alpha, a, fp32, ldp, beta, c, ldc, w.apack.data(), diag);
   }
 };
 template <class T>
@@ -97,23 +132,25 @@ struct cpu_fused_attention_ops : Base {
     check(seq, heads, kv_heads, head_dim, qkv_row, out_row);
     const index_t D = head_dim, L = seq, group = heads / kv_heads;
     auto& ws = prepare<T>(ctx);
+    const bool pairs = bf16_products<T>(ctx);
 #pragma omp parallel for schedule(dynamic) num_threads(ctx.threads()) if (ctx.threads() > 1 && batch * heads > 1)
     for (index_t task = 0; task < batch * heads; ++task) {
       const index_t b = task / heads, h = task % heads, g = h / group;
       auto& w = ws.all[thread_index()];
-      worker_grow(w, L, D);
+      worker_grow(w, L, D, pairs);
+      const fused_attention_detail::block_products<T> prod{pairs, w};
       const T* rows = qkv + b * L * qkv_row;
       const T *q = rows + h * D, *k = rows + (heads + g) * D, *v = rows + (heads + kv_heads + g) * D;
-      pack_b(operand<T>::of(k, qkv_row, true), D, L, 0, (L + tile<T>::nr - 1) / tile<T>::nr, w.k_t.data());
-      pack_b(operand<T>::of(v, qkv_row, false), L, D, 0, (D + tile<T>::nr - 1) / tile<T>::nr, w.v_rows.data());
+      prod.pack(operand<T>::of(k, qkv_row, true), D, L, w.k_t.data(), w.k_t2.data());
+      prod.pack(operand<T>::of(v, qkv_row, false), L, D, w.v_rows.data(), w.v_rows2.data());
       for (index_t t0 = 0; t0 < L; t0 += block) {
         const index_t n_rows = std::min(block, L - t0), kend = t0 + n_rows;
         // scores of the block (only keys <= query are computed), softmax, then P v
-        multiply_rows(triangle::c_lower, 0, n_rows, kend, D, scale, operand<T>::of(q + t0 * qkv_row, qkv_row, false),
-                      w.k_t.data(), D, T(0), w.s.data(), L, w.apack.data(), t0);
+        prod.multiply(triangle::c_lower, n_rows, kend, D, scale, operand<T>::of(q + t0 * qkv_row, qkv_row, false),
+                      w.k_t.data(), w.k_t2.data(), D, T(0), w.s.data(), L, t0);
         fused_attention_detail::softmax_rows(n_rows, t0, kend, w.s.data(), L, lse + (b * heads + h) * L + t0);
-        multiply_rows(triangle::a_lower, 0, n_rows, D, kend, T(1), operand<T>::of(w.s.data(), L, false),
-                      w.v_rows.data(), L, T(0), out + (b * L + t0) * out_row + h * D, out_row, w.apack.data(), t0);
+        prod.multiply(triangle::a_lower, n_rows, D, kend, T(1), operand<T>::of(w.s.data(), L, false), w.v_rows.data(),
+                      w.v_rows2.data(), L, T(0), out + (b * L + t0) * out_row + h * D, out_row, t0);
       }
     }
   }
@@ -127,13 +164,14 @@ struct cpu_fused_attention_ops : Base {
     using namespace gemm_detail;
     check(seq, heads, kv_heads, head_dim, qkv_row, out_row);
     const index_t D = head_dim, L = seq, group = heads / kv_heads;
-    const index_t key_panels = (L + tile<T>::nr - 1) / tile<T>::nr, dim_panels = (D + tile<T>::nr - 1) / tile<T>::nr;
     auto& ws = prepare<T>(ctx);
+    const bool pairs = bf16_products<T>(ctx);
 #pragma omp parallel for schedule(dynamic) num_threads(ctx.threads()) if (ctx.threads() > 1 && batch * kv_heads > 1)
     for (index_t task = 0; task < batch * kv_heads; ++task) {
       const index_t b = task / kv_heads, g = task % kv_heads;
       auto& w = ws.all[thread_index()];
-      worker_grow(w, L, D);
+      worker_grow(w, L, D, pairs);
+      const fused_attention_detail::block_products<T> prod{pairs, w};
       const T* rows = qkv + b * L * qkv_row;
       T* drows = dqkv + b * L * qkv_row;
       const index_t kc = (heads + g) * D, vc = (heads + kv_heads + g) * D;
@@ -141,9 +179,9 @@ struct cpu_fused_attention_ops : Base {
         std::fill(drows + t * qkv_row + kc, drows + t * qkv_row + kc + D, T(0));
         std::fill(drows + t * qkv_row + vc, drows + t * qkv_row + vc + D, T(0));
       }
-      pack_b(operand<T>::of(rows + kc, qkv_row, true), D, L, 0, key_panels, w.k_t.data());     // for s = q k^T
-      pack_b(operand<T>::of(rows + vc, qkv_row, true), D, L, 0, key_panels, w.v_t.data());     // for dp = do v^T
-      pack_b(operand<T>::of(rows + kc, qkv_row, false), L, D, 0, dim_panels, w.k_rows.data()); // for dq = ds k
+      prod.pack(operand<T>::of(rows + kc, qkv_row, true), D, L, w.k_t.data(), w.k_t2.data());         // s = q k^T
+      prod.pack(operand<T>::of(rows + vc, qkv_row, true), D, L, w.v_t.data(), w.v_t2.data());         // dp = do v^T
+      prod.pack(operand<T>::of(rows + kc, qkv_row, false), L, D, w.k_rows.data(), w.k_rows2.data());  // dq = ds k
       for (index_t h = g * group; h < (g + 1) * group; ++h) {
         const T* q = rows + h * D;
         const T* o = out + b * L * out_row + h * D;
@@ -152,11 +190,11 @@ struct cpu_fused_attention_ops : Base {
         for (index_t t0 = 0; t0 < L; t0 += block) {
           const index_t n = std::min(block, L - t0), kend = t0 + n;
           T *p = w.s.data(), *ds = w.ds.data();
-          multiply_rows(triangle::c_lower, 0, n, kend, D, scale, operand<T>::of(q + t0 * qkv_row, qkv_row, false),
-                        w.k_t.data(), D, T(0), p, L, w.apack.data(), t0);
+          prod.multiply(triangle::c_lower, n, kend, D, scale, operand<T>::of(q + t0 * qkv_row, qkv_row, false),
+                        w.k_t.data(), w.k_t2.data(), D, T(0), p, L, t0);
           fused_attention_detail::probabilities_from_lse(n, t0, kend, p, L, row_lse + t0);
-          multiply_rows(triangle::c_lower, 0, n, kend, D, T(1), operand<T>::of(dO + t0 * out_row, out_row, false),
-                        w.v_t.data(), D, T(0), ds, L, w.apack.data(), t0);
+          prod.multiply(triangle::c_lower, n, kend, D, T(1), operand<T>::of(dO + t0 * out_row, out_row, false),
+                        w.v_t.data(), w.v_t2.data(), D, T(0), ds, L, t0);
           // ds = p * (dp - dO . o) * scale, zero above the diagonal (p is zero there)
           for (index_t i = 0; i < n; ++i) {
             const T rowdot = static_cast<T>(attention_detail::blocked_dot<T>(dO + (t0 + i) * out_row,
@@ -168,14 +206,14 @@ struct cpu_fused_attention_ops : Base {
             std::fill(dr + seen, dr + kend, T(0));
           }
           // dq = ds k (assigned), dk += ds^T q, dv += p^T dO
-          multiply_rows(triangle::a_lower, 0, n, D, kend, T(1), operand<T>::of(ds, L, false), w.k_rows.data(), L,
-                        T(0), drows + t0 * qkv_row + h * D, qkv_row, w.apack.data(), t0);
-          pack_b(operand<T>::of(q + t0 * qkv_row, qkv_row, false), n, D, 0, dim_panels, w.small.data());
-          multiply_rows(triangle::a_upper, 0, kend, D, n, T(1), operand<T>::of(ds, L, true), w.small.data(), n, T(1),
-                        drows + kc, qkv_row, w.apack.data(), -t0);
-          pack_b(operand<T>::of(dO + t0 * out_row, out_row, false), n, D, 0, dim_panels, w.small.data());
-          multiply_rows(triangle::a_upper, 0, kend, D, n, T(1), operand<T>::of(p, L, true), w.small.data(), n, T(1),
-                        drows + vc, qkv_row, w.apack.data(), -t0);
+          prod.multiply(triangle::a_lower, n, D, kend, T(1), operand<T>::of(ds, L, false), w.k_rows.data(),
+                        w.k_rows2.data(), L, T(0), drows + t0 * qkv_row + h * D, qkv_row, t0);
+          prod.pack(operand<T>::of(q + t0 * qkv_row, qkv_row, false), n, D, w.small.data(), w.small2.data());
+          prod.multiply(triangle::a_upper, kend, D, n, T(1), operand<T>::of(ds, L, true), w.small.data(),
+                        w.small2.data(), n, T(1), drows + kc, qkv_row, -t0);
+          prod.pack(operand<T>::of(dO + t0 * out_row, out_row, false), n, D, w.small.data(), w.small2.data());
+          prod.multiply(triangle::a_upper, kend, D, n, T(1), operand<T>::of(p, L, true), w.small.data(),
+                        w.small2.data(), n, T(1), drows + vc, qkv_row, -t0);
         }
       }
     }
@@ -195,8 +233,18 @@ struct cpu_fused_attention_ops : Base {
     if (static_cast<int>(ws.all.size()) < ctx.threads()) ws.all.resize(ctx.threads());
     return ws;
   }
+  // Whether this context's products take bf16 inputs (matmul_precision::medium, float, and a
+  // build with bf16 products).
   template <class T>
-  static void worker_grow(fused_attention_detail::worker<T>& w, index_t L, index_t D) {
+  static bool bf16_products(const host_context& ctx) {
+#if HYENA_HAS_BF16_PRODUCT
+    return std::is_same_v<T, float> && ctx.float32_matmul_precision() == matmul_precision::medium;
+#else
+    return false;
+#endif
+  }
+  template <class T>
+  static void worker_grow(fused_attention_detail::worker<T>& w, index_t L, index_t D, bool pairs) {
     using namespace gemm_detail;
     using W = fused_attention_detail::worker<T>;
     W::grow(w.s, block * L);
@@ -207,6 +255,13 @@ struct cpu_fused_attention_ops : Base {
     W::grow(w.v_rows, packed_size<T>(L, D));
     W::grow(w.small, packed_size<T>(block, D));
     W::grow(w.apack, tile<T>::mc * tile<T>::kc);
+    if (!pairs) return;  // (the pairs take at most as many units as the floats)
+    W::grow(w.k_t2, packed_size<T>(D, L));
+    W::grow(w.v_t2, packed_size<T>(D, L));
+    W::grow(w.k_rows2, packed_size<T>(L, D));
+    W::grow(w.v_rows2, packed_size<T>(L, D));
+    W::grow(w.small2, packed_size<T>(block, D));
+    W::grow(w.apack2, tile<T>::mc * tile<T>::kc / 2);
   }
 };
 

@@ -121,8 +121,8 @@ struct cpu_gemm_ops : Base {
     const bool by_depth = tri == triangle::none && !bias && depth_blocks >= 2 * threads && k >= 2 * std::max(m, n);
 #if HYENA_HAS_BF16_PRODUCT
     if constexpr (std::is_same_v<T, float>) {
-      if (tri == triangle::none && ctx.float32_matmul_precision() == matmul_precision::medium) {
-        product_bf16(ctx, threads, by_depth, A, B, m, n, k, alpha, beta, c, ldc, bias);
+      if (ctx.float32_matmul_precision() == matmul_precision::medium) {
+        product_bf16(ctx, threads, by_depth, tri, A, B, m, n, k, alpha, beta, c, ldc, bias);
         return;
       }
     }
@@ -215,7 +215,7 @@ struct cpu_gemm_ops : Base {
   // product and split_depth with bf16 inputs and fp32 sums (gemm_bf16.hpp): the same division of
   // the work among threads (rows, or the depth when by_depth), B packed in fp32 and then into
   // depth pairs, A packed a block at a time.
-  static void product_bf16(host_context& ctx, int threads, bool by_depth, gemm_detail::operand<float> A,
+  static void product_bf16(host_context& ctx, int threads, bool by_depth, triangle tri, gemm_detail::operand<float> A,
                            gemm_detail::operand<float> B, index_t m, index_t n, index_t k, float alpha, float beta,
                            float* c, index_t ldc, const float* bias) {
     using namespace gemm_detail;
@@ -245,8 +245,8 @@ struct cpu_gemm_ops : Base {
           pack_b(b_part, depth, n, 0, panels, buf.packed.data());
           pack_b_bf16(buf.packed.data(), depth, 0, panels, buf.packed_pairs.data());
           const float b = blk > b_lo ? 1.0f : t == 0 ? beta : 0.0f;
-          multiply_rows_bf16(0, m, n, depth, alpha, a_part, buf.packed_pairs.data(), b, out, ldo,
-                             buf.apack_pairs.data(), nullptr);
+          multiply_rows_bf16(triangle::none, 0, m, n, depth, alpha, a_part, buf.packed_pairs.data(), depth, b, out,
+                             ldo, buf.apack_pairs.data());
         }
 #pragma omp barrier
         add_partial_sums(scratch, t, nt, m, n, c, ldc);
@@ -257,11 +257,13 @@ struct cpu_gemm_ops : Base {
         pack_b(B, k, n, p_lo, p_hi, shared.packed.data());
         pack_b_bf16(shared.packed.data(), k, p_lo, p_hi, shared.packed_pairs.data());
 #pragma omp barrier
-        const index_t step = (row_blocks + nt - 1) / nt;
-        const index_t lo = std::min(m, t * step * mr), hi = std::min(m, (t + 1) * step * mr);
-        if (lo < hi)
-          multiply_rows_bf16(lo, hi, n, k, alpha, A, shared.packed_pairs.data(), beta, c, ldc, buf.apack_pairs.data(),
-                             bias);
+        // As product: halves of the rows, or with a triangle, blocks of rows in turn.
+        const index_t step = tri == triangle::none ? (row_blocks + nt - 1) / nt : 1;
+        for (index_t blk = index_t(t) * step; blk < row_blocks; blk += index_t(nt) * step) {
+          const index_t lo = blk * mr, hi = std::min(m, (blk + step) * mr);
+          multiply_rows_bf16(tri, lo, hi, n, k, alpha, A, shared.packed_pairs.data(), k, beta, c, ldc,
+                             buf.apack_pairs.data(), 0, bias);
+        }
       }
     }
   }

@@ -17,6 +17,7 @@
 #define HYENA_HAS_BF16_PRODUCT 1
 #include <cstdint>
 
+#include "../triangle.hpp"
 #include "gemm_kernel.hpp"
 
 namespace hyena::backend::gemm_detail {
@@ -130,30 +131,43 @@ HYENA_KERNEL_INLINE void micro_tile_bf16(index_t pairs, const std::uint32_t* ap,
 }
 
 // Rows [m_lo, m_hi) of C = alpha * op(A) * op(B) + beta * C (+ bias, n values or null), as
-// multiply_rows without a triangle: op(B) (k x n) packed by pack_b_bf16, A packed here one
-// MC x KC block at a time into apack (MC * KC / 2 units).
-inline void multiply_rows_bf16(index_t m_lo, index_t m_hi, index_t n, index_t k, float alpha, operand<float> a,
-                               const std::uint32_t* packed, float beta, float* c, index_t ldc, std::uint32_t* apack,
-                               const float* bias) {
+// multiply_rows (gemm_kernel.hpp), the triangle hints and the shifted diagonal included: op(B)
+// (k x n) packed by pack_b_bf16 from panels ldp >= k deep (their first k rows used), A packed here
+// one MC x KC block at a time into apack (MC * KC / 2 units). A triangle's depth range is widened to
+// whole pairs: the extra depth is outside the triangle, where the hint says op(A) is zero, or past
+// k, where the packing put zeros.
+inline void multiply_rows_bf16(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t k, float alpha,
+                               operand<float> a, const std::uint32_t* packed, index_t ldp, float beta, float* c,
+                               index_t ldc, std::uint32_t* apack, index_t diag = 0, const float* bias = nullptr) {
   constexpr index_t nr = tile<float>::nr, mr = tile<float>::mr, kc = tile<float>::kc, mc = tile<float>::mc;
   static_assert(kc % 2 == 0, "depth blocks must hold whole pairs");
-  const index_t panels = (n + nr - 1) / nr, kp = (k + 1) / 2;
-  for (index_t pc = 0; pc < k; pc += kc) {
+  const auto even_up = [](index_t p) { return p + (p & 1); };
+  const index_t panels = (n + nr - 1) / nr, kp = (ldp + 1) / 2;
+  for (index_t pc = 0; pc < std::max<index_t>(k, 1); pc += kc) {
     const index_t pe = std::min(k, pc + kc), dp = (pe - pc + 1) / 2;
-    const float b = pc == 0 ? beta : 1.0f;  // the first depth block applies beta and the bias
     for (index_t ic = m_lo; ic < m_hi; ic += mc) {
       const index_t ie = std::min(m_hi, ic + mc);
-      pack_a_bf16(a, ic, ie, pc, pe, apack);
+      if (pe > pc) pack_a_bf16(a, ic, ie, pc, pe, apack);
       for (index_t jp = 0; jp < panels; ++jp) {
         const index_t j0 = jp * nr, cols = std::min(nr, n - j0);
-        const std::uint32_t* bp = packed + (jp * kp + pc / 2) * nr;
-        const float* tile_bias = pc == 0 && bias ? bias + j0 : nullptr;
         for (index_t i0 = ic; i0 < ie; i0 += mr) {
           const index_t rows = std::min(mr, ie - i0);
+          if (tri == triangle::c_lower && j0 > i0 + rows - 1 + diag) continue;  // wholly above the diagonal
+          index_t klo, khi;
+          tile_depth(tri, diag, i0, rows, k, klo, khi);
+          klo -= klo & 1, khi = std::min(even_up(khi), even_up(k));
+          // The first pass that touches a tile applies beta and the bias; later ones accumulate.
+          const bool first = klo < khi ? (pc <= klo && klo < pe) : pc == 0;
+          const index_t lo = std::max(klo, pc), hi = std::max(lo, std::min(khi, even_up(pe)));
+          if (!first && hi == lo) continue;
+          const std::uint32_t* bp = packed + (jp * kp + lo / 2) * nr;
           const std::uint32_t* ap = apack + (i0 - ic) / mr * mr * dp;
+          const float b = first ? beta : 1.0f;
+          const float* tile_bias = first && bias ? bias + j0 : nullptr;
           float* ct = c + i0 * ldc + j0;
-          if (a.cs == 1) micro_tile_bf16<true>(dp, ap, dp, 1, bp, alpha, b, ct, ldc, rows, cols, tile_bias);
-          else micro_tile_bf16<false>(dp, ap, 1, mr, bp, alpha, b, ct, ldc, rows, cols, tile_bias);
+          const index_t q0 = (lo - pc) / 2, pairs = (hi - lo) / 2;
+          if (a.cs == 1) micro_tile_bf16<true>(pairs, ap + q0, dp, 1, bp, alpha, b, ct, ldc, rows, cols, tile_bias);
+          else micro_tile_bf16<false>(pairs, ap + q0 * mr, 1, mr, bp, alpha, b, ct, ldc, rows, cols, tile_bias);
         }
       }
     }
