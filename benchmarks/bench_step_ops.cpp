@@ -4,7 +4,8 @@
 //     cuts: cpu_ref (the scalar loop, one thread) beside the cpu backend on 1 and N threads;
 //   - the fused causal attention, forward and backward, (batch 8 x 4 heads x 256 positions x 32)
 //     per layer, in ms and in GFLOP/s of useful (causal-half) work.
-//   bench_step_ops [--threads N] [--reps 30]
+//   bench_step_ops [--threads N] [--reps 30] [--matmul-precision highest|medium]
+// (medium: attention's products with bf16 inputs and fp32 sums, backend::matmul_precision)
 // Best of `reps` timings each; prints markdown tables.
 #include <algorithm>
 #include <chrono>
@@ -52,13 +53,14 @@ void adamw_rows(int threads, int reps) {
               best_ms(reps, [&] { backend::cpu::adamw_step(all, segs.data(), count, h); }));
 }
 
-void attention_rows(int threads, int reps) {
+void attention_rows(int threads, int reps, backend::matmul_precision precision) {
   const index_t B = 8, L = 256, H = 4, D = 32, row = 3 * H * D;
   rng r(2);
   std::vector<float> qkv(B * L * row), out(B * L * H * D), dout(out.size()), lse(B * H * L), dqkv(qkv.size());
   for (auto& x : qkv) x = float(r.normal());
   for (auto& x : dout) x = float(r.normal());
   backend::host_context ctx(threads);
+  ctx.set_float32_matmul_precision(precision);
   const float scale = float(1 / std::sqrt(double(D)));
   const double useful = 2.0 * double(B * H) * (double(L) * double(L + 1) / 2) * double(D);  // one product
   const double fwd = best_ms(reps, [&] {
@@ -68,8 +70,9 @@ void attention_rows(int threads, int reps) {
     backend::cpu::causal_attention_backward(ctx, B, L, H, H, D, scale, qkv.data(), row, out.data(), dout.data(), H * D,
                                             lse.data(), dqkv.data());
   });
-  std::printf("### Fused causal attention, %lld x %lld heads x %lld positions x %lld, one layer (%d threads, best of %d)\n\n",
-              (long long)B, (long long)H, (long long)L, (long long)D, threads, reps);
+  std::printf("### Fused causal attention, %lld x %lld heads x %lld positions x %lld, one layer (%d threads, best of %d%s)\n\n",
+              (long long)B, (long long)H, (long long)L, (long long)D, threads, reps,
+              precision == backend::matmul_precision::medium ? ", bf16 products" : "");
   std::printf("| pass | ms | useful GFLOP/s |\n|---|---|---|\n");
   std::printf("| forward (q k^T, P v) | %.3f | %.1f |\n", fwd, 2 * useful / fwd * 1e-6);
   std::printf("| backward (dq, dk, dv, dP; the scores recomputed, not counted) | %.3f | %.1f |\n", bwd, 4 * useful / bwd * 1e-6);
@@ -79,6 +82,7 @@ void attention_rows(int threads, int reps) {
 
 int main(int argc, char** argv) {
   int threads = backend::host_context().threads(), reps = 30;
+  auto precision = backend::matmul_precision::highest;
   for (int i = 1; i < argc; i += 2) {
     const std::string k = argv[i];
     if (i + 1 >= argc) {
@@ -87,12 +91,15 @@ int main(int argc, char** argv) {
     }
     if (k == "--threads") threads = std::stoi(argv[i + 1]);
     else if (k == "--reps") reps = std::stoi(argv[i + 1]);
+    else if (k == "--matmul-precision" && (std::string(argv[i + 1]) == "medium" || std::string(argv[i + 1]) == "highest"))
+      precision = std::string(argv[i + 1]) == "medium" ? backend::matmul_precision::medium
+                                                       : backend::matmul_precision::highest;
     else {
       std::fprintf(stderr, "bench_step_ops: unknown option %s\n", argv[i]);
       return 1;
     }
   }
   adamw_rows(threads, reps);
-  attention_rows(threads, reps);
+  attention_rows(threads, reps, precision);
   return 0;
 }

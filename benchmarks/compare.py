@@ -46,7 +46,7 @@ or (with --fetch-openblas) unpacked from Debian's libopenblas0-openmp into BUILD
 PyTorch from PyPI brings its own BLAS (MKL / oneDNN).
 
 --bf16: mixed precision on both sides, the training rows only: ours with bench_train
---matmul-precision medium (bf16 inputs, fp32 sums in every product but attention's triangles), the
+--matmul-precision medium (bf16 inputs, fp32 sums in every product, attention's included), the
 current-PyTorch columns under torch.autocast(dtype=torch.bfloat16) (torch_bench.py --autocast bf16);
 Debian's column is left out, and the MFU column is against the bf16 dot-product peak
 (bench_gemm --peak-only's bf16_peak_gflops, twice the FMA peak on Zen 4). No default --json.
@@ -347,7 +347,8 @@ def main():
     for k, v in [("hidden", 128), ("layers", 4), ("heads", 4), ("mlp", 512), ("seq", 256), ("batch", 8),
                  ("vocab", 256), ("width", 128)]:
         p.add_argument("--" + k, type=int, default=v)
-    p.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096, 16384, 65536])
+    p.add_argument("--lengths", type=int, nargs="*", default=[1024, 4096, 16384, 65536],
+                   help="Hyena operator lengths, forward + backward (none: no operator rows)")
     p.add_argument("--forward-lengths", type=int, nargs="*", default=[262144, 1048576])
     p.add_argument("--max-gb", type=float, default=None,
                    help="skip operator lengths needing more memory (default: 60%% of MemAvailable)")
@@ -575,8 +576,8 @@ def render(a, rows, cols, all_jobs, failed, results, ours_base_rss):
     L.append(f"## hyena vs PyTorch on the CPU ({a.threads} thread{'s' if a.threads != 1 else ''}"
              f"{', bf16 products on both sides' if a.bf16 else ''})\n")
     if a.bf16:
-        L.append("Mixed precision (--bf16): hyena with matmul_precision medium (bf16 inputs and fp32 sums in its "
-                 "products but attention's), every PyTorch column under torch.autocast(dtype=torch.bfloat16).\n")
+        L.append("Mixed precision (--bf16): hyena with matmul_precision medium (bf16 inputs and fp32 sums in every "
+                 "product, attention's included), every PyTorch column under torch.autocast(dtype=torch.bfloat16).\n")
     L.append("Medians over fresh processes run alternately (hyena, then each PyTorch column, every round). "
              "Each PyTorch cell is its median and, in brackets, hyena's ratio to it: ours / torch for throughput, "
              "torch / ours for times and memory, so above 1 means hyena is ahead. \"Strongest\" is the best "

@@ -123,6 +123,36 @@ TEST_CASE("matmul_precision::medium: the triangle hints (attention's products), 
         }
 }
 
+TEST_CASE("matmul_precision::medium: gemm_batched (one product per thread) equals gemm product by product") {
+  const index_t m = 70, n = 40, k = 70, batch = 3;
+  rng r(9);
+  std::vector<float> a(batch * m * k), b(batch * k * n);
+  for (auto* v : {&a, &b})
+    for (auto& x : *v) x = float(r.normal());
+  for (index_t i = 0; i < batch * m; ++i)  // lower triangular: valid under every hint but a_upper
+    for (index_t p = i % m + 1; p < k; ++p) a[i * k + p] = 0;
+  backend::host_context ctx(2);
+  ctx.set_float32_matmul_precision(matmul_precision::medium);
+  for (triangle tri : {triangle::none, triangle::c_lower, triangle::a_lower}) {
+    std::vector<float> batched(batch * m * n, 0.0f), one(batch * m * n, 0.0f), fp32(batch * m * n, 0.0f);
+    cpu::gemm_batched(ctx, false, false, m, n, k, 1.0f, a.data(), k, m * k, b.data(), n, k * n, 0.0f, batched.data(),
+                      n, m * n, batch, tri);
+    for (index_t i = 0; i < batch; ++i)
+      cpu::gemm(ctx, false, false, m, n, k, 1.0f, a.data() + i * m * k, k, b.data() + i * k * n, n, 0.0f,
+                one.data() + i * m * n, n, tri);
+    backend::host_context plain(2);
+    cpu::gemm_batched(plain, false, false, m, n, k, 1.0f, a.data(), k, m * k, b.data(), n, k * n, 0.0f, fp32.data(),
+                      n, m * n, batch, tri);
+    INFO("tri ", int(tri));
+    CHECK(batched == one);
+#if HYENA_HAS_BF16_PRODUCT
+    CHECK(batched != fp32);
+#else
+    CHECK(batched == fp32);
+#endif
+  }
+}
+
 TEST_CASE("matmul_precision::medium rounds where bf16 products exist; highest stays fp32") {
   const index_t m = 64, n = 64, k = 256;
   rng r(3);

@@ -233,16 +233,6 @@ struct cpu_fused_attention_ops : Base {
     if (static_cast<int>(ws.all.size()) < ctx.threads()) ws.all.resize(ctx.threads());
     return ws;
   }
-  // Whether this context's products take bf16 inputs (matmul_precision::medium, float, and a
-  // build with bf16 products).
-  template <class T>
-  static bool bf16_products(const host_context& ctx) {
-#if HYENA_HAS_BF16_PRODUCT
-    return std::is_same_v<T, float> && ctx.float32_matmul_precision() == matmul_precision::medium;
-#else
-    return false;
-#endif
-  }
   template <class T>
   static void worker_grow(fused_attention_detail::worker<T>& w, index_t L, index_t D, bool pairs) {
     using namespace gemm_detail;

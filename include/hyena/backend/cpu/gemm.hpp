@@ -82,12 +82,24 @@ struct cpu_gemm_ops : Base {
     auto& scratch = ctx.state<gemm_scratch<T>>();
     for (int t = 0; t < threads; ++t) scratch.at(t, threads).reserve(packed_size<T>(k, n));
     const index_t panels = (n + tile<T>::nr - 1) / tile<T>::nr;
+    const bool pairs = bf16_products<T>(ctx);
+    if (pairs)
+      for (int t = 0; t < threads; ++t) scratch.at(t, threads).reserve_pairs(packed_size<T>(k, n));
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (index_t i = 0; i < batch; ++i) {
       auto& buf = scratch.threads[thread_index()];
+      const auto A = operand<T>::of(a + i * stride_a, lda, trans_a);
       pack_b(operand<T>::of(b + i * stride_b, ldb, trans_b), k, n, 0, panels, buf.packed.data());
-      multiply_rows(tri, 0, m, n, k, alpha, operand<T>::of(a + i * stride_a, lda, trans_a), buf.packed.data(), k,
-                    beta, c + i * stride_c, ldc, buf.apack.data());
+#if HYENA_HAS_BF16_PRODUCT
+      if constexpr (std::is_same_v<T, float>)
+        if (pairs) {
+          pack_b_bf16(buf.packed.data(), k, 0, panels, buf.packed_pairs.data());
+          multiply_rows_bf16(tri, 0, m, n, k, alpha, A, buf.packed_pairs.data(), k, beta, c + i * stride_c, ldc,
+                             buf.apack_pairs.data());
+          continue;
+        }
+#endif
+      multiply_rows(tri, 0, m, n, k, alpha, A, buf.packed.data(), k, beta, c + i * stride_c, ldc, buf.apack.data());
     }
   }
 
@@ -121,7 +133,7 @@ struct cpu_gemm_ops : Base {
     const bool by_depth = tri == triangle::none && !bias && depth_blocks >= 2 * threads && k >= 2 * std::max(m, n);
 #if HYENA_HAS_BF16_PRODUCT
     if constexpr (std::is_same_v<T, float>) {
-      if (ctx.float32_matmul_precision() == matmul_precision::medium) {
+      if (bf16_products<T>(ctx)) {
         product_bf16(ctx, threads, by_depth, tri, A, B, m, n, k, alpha, beta, c, ldc, bias);
         return;
       }

@@ -176,3 +176,23 @@ inline void multiply_rows_bf16(triangle tri, index_t m_lo, index_t m_hi, index_t
 
 }  // namespace hyena::backend::gemm_detail
 #endif
+
+#include <type_traits>
+
+#include "../context.hpp"
+
+namespace hyena::backend {
+
+// Whether ctx's products of T take bf16 inputs: matmul_precision::medium, T float, and a build
+// with this file's kernel. gemm.hpp and fused_attention.hpp dispatch on it.
+template <class T>
+bool bf16_products(const host_context& ctx) {
+#if HYENA_HAS_BF16_PRODUCT
+  return std::is_same_v<T, float> && ctx.float32_matmul_precision() == matmul_precision::medium;
+#else
+  (void)ctx;
+  return false;
+#endif
+}
+
+}  // namespace hyena::backend
