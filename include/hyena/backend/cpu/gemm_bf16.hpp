@@ -133,45 +133,27 @@ HYENA_KERNEL_INLINE void micro_tile_bf16(index_t pairs, const std::uint32_t* ap,
 // Rows [m_lo, m_hi) of C = alpha * op(A) * op(B) + beta * C (+ bias, n values or null), as
 // multiply_rows (gemm_kernel.hpp), the triangle hints and the shifted diagonal included: op(B)
 // (k x n) packed by pack_b_bf16 from panels ldp >= k deep (their first k rows used), A packed here
-// one MC x KC block at a time into apack (MC * KC / 2 units). A triangle's depth range is widened to
-// whole pairs: the extra depth is outside the triangle, where the hint says op(A) is zero, or past
-// k, where the packing put zeros.
+// one MC x KC block at a time into apack (MC * KC / 2 units). walk_tiles widens a triangle's depth
+// range to whole pairs.
 inline void multiply_rows_bf16(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t k, float alpha,
                                operand<float> a, const std::uint32_t* packed, index_t ldp, float beta, float* c,
                                index_t ldc, std::uint32_t* apack, index_t diag = 0, const float* bias = nullptr) {
-  constexpr index_t nr = tile<float>::nr, mr = tile<float>::mr, kc = tile<float>::kc, mc = tile<float>::mc;
-  static_assert(kc % 2 == 0, "depth blocks must hold whole pairs");
-  const auto even_up = [](index_t p) { return p + (p & 1); };
-  const index_t panels = (n + nr - 1) / nr, kp = (ldp + 1) / 2;
-  for (index_t pc = 0; pc < std::max<index_t>(k, 1); pc += kc) {
-    const index_t pe = std::min(k, pc + kc), dp = (pe - pc + 1) / 2;
-    for (index_t ic = m_lo; ic < m_hi; ic += mc) {
-      const index_t ie = std::min(m_hi, ic + mc);
-      if (pe > pc) pack_a_bf16(a, ic, ie, pc, pe, apack);
-      for (index_t jp = 0; jp < panels; ++jp) {
-        const index_t j0 = jp * nr, cols = std::min(nr, n - j0);
-        for (index_t i0 = ic; i0 < ie; i0 += mr) {
-          const index_t rows = std::min(mr, ie - i0);
-          if (tri == triangle::c_lower && j0 > i0 + rows - 1 + diag) continue;  // wholly above the diagonal
-          index_t klo, khi;
-          tile_depth(tri, diag, i0, rows, k, klo, khi);
-          klo -= klo & 1, khi = std::min(even_up(khi), even_up(k));
-          // The first pass that touches a tile applies beta and the bias; later ones accumulate.
-          const bool first = klo < khi ? (pc <= klo && klo < pe) : pc == 0;
-          const index_t lo = std::max(klo, pc), hi = std::max(lo, std::min(khi, even_up(pe)));
-          if (!first && hi == lo) continue;
-          const std::uint32_t* bp = packed + (jp * kp + lo / 2) * nr;
-          const std::uint32_t* ap = apack + (i0 - ic) / mr * mr * dp;
-          const float b = first ? beta : 1.0f;
-          const float* tile_bias = first && bias ? bias + j0 : nullptr;
-          float* ct = c + i0 * ldc + j0;
-          const index_t q0 = (lo - pc) / 2, pairs = (hi - lo) / 2;
-          if (a.cs == 1) micro_tile_bf16<true>(pairs, ap + q0, dp, 1, bp, alpha, b, ct, ldc, rows, cols, tile_bias);
-          else micro_tile_bf16<false>(pairs, ap + q0 * mr, 1, mr, bp, alpha, b, ct, ldc, rows, cols, tile_bias);
-        }
-      }
-    }
-  }
+  constexpr index_t nr = tile<float>::nr, mr = tile<float>::mr;
+  const index_t kp = (ldp + 1) / 2;
+  const auto pack_block = [&](index_t ic, index_t ie, index_t pc, index_t pe) {
+    if (pe > pc) pack_a_bf16(a, ic, ie, pc, pe, apack);
+  };
+  const auto run_tile = [&](const tile_job& t) {
+    const index_t dp = (t.pe - t.pc + 1) / 2, q0 = (t.lo - t.pc) / 2, pairs = (t.hi - t.lo) / 2;
+    const std::uint32_t* bp = packed + (t.jp * kp + t.lo / 2) * nr;
+    const std::uint32_t* ap = apack + (t.i0 - t.ic) / mr * mr * dp;
+    const float b = t.first ? beta : 1.0f;
+    const float* tile_bias = t.first && bias ? bias + t.j0 : nullptr;
+    float* ct = c + t.i0 * ldc + t.j0;
+    if (a.cs == 1) micro_tile_bf16<true>(pairs, ap + q0, dp, 1, bp, alpha, b, ct, ldc, t.rows, t.cols, tile_bias);
+    else micro_tile_bf16<false>(pairs, ap + q0 * mr, 1, mr, bp, alpha, b, ct, ldc, t.rows, t.cols, tile_bias);
+  };
+  walk_tiles<float, 2>(tri, m_lo, m_hi, n, k, diag, pack_block, run_tile);
 }
 
 }  // namespace hyena::backend::gemm_detail

@@ -326,6 +326,50 @@ inline void tile_depth(triangle tri, index_t diag, index_t i0, index_t rows, ind
   if (tri == triangle::a_upper) lo = std::clamp<index_t>(i0 + diag, 0, k);
 }
 
+// One tile's work in walk_tiles: rows [i0, i0 + rows) x columns [j0, j0 + cols) of C (panel jp), over
+// depths [lo, hi) of the depth block [pc, pe), inside the block of rows starting at ic; `first`:
+// the first pass to touch the tile, which applies beta and the bias (later ones accumulate).
+struct tile_job {
+  index_t ic, pc, pe, i0, rows, jp, j0, cols, lo, hi;
+  bool first;
+};
+
+// The loops of a product over rows [m_lo, m_hi) of C (m x n, depth k), shared by multiply_rows and
+// multiply_rows_bf16: depth blocks of KC, blocks of MC rows (pack_block(ic, ie, pc, pe) is called
+// once for each), panels of NR columns, tiles of MR rows (run_tile(tile_job) for each with work).
+// Under a triangle hint (diagonal shifted by `diag`) tiles wholly above a c_lower diagonal are
+// skipped and each tile's depth is cut to where op(A) is not zero, widened to whole GRAINs
+// (the bf16 kernel's pairs: the extra depth is zero by the hint, or past k where packing put zeros).
+template <class T, index_t GRAIN, class PackBlock, class RunTile>
+HYENA_KERNEL_INLINE void walk_tiles(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t k, index_t diag,
+                                    PackBlock&& pack_block, RunTile&& run_tile) {
+  constexpr index_t nr = tile<T>::nr, mr = tile<T>::mr, kc = tile<T>::kc, mc = tile<T>::mc;
+  static_assert(kc % GRAIN == 0, "depth blocks must hold whole grains");
+  const auto grain_up = [](index_t p) { return (p + GRAIN - 1) / GRAIN * GRAIN; };
+  const index_t panels = (n + nr - 1) / nr;
+  for (index_t pc = 0; pc < std::max<index_t>(k, 1); pc += kc) {
+    const index_t pe = std::min(k, pc + kc);
+    for (index_t ic = m_lo; ic < m_hi; ic += mc) {
+      const index_t ie = std::min(m_hi, ic + mc);
+      pack_block(ic, ie, pc, pe);
+      for (index_t jp = 0; jp < panels; ++jp) {
+        const index_t j0 = jp * nr, cols = std::min(nr, n - j0);
+        for (index_t i0 = ic; i0 < ie; i0 += mr) {
+          const index_t rows = std::min(mr, ie - i0);
+          if (tri == triangle::c_lower && j0 > i0 + rows - 1 + diag) continue;  // wholly above the diagonal
+          index_t klo, khi;
+          tile_depth(tri, diag, i0, rows, k, klo, khi);
+          klo -= klo % GRAIN, khi = std::min(grain_up(khi), grain_up(k));
+          const bool first = klo < khi ? (pc <= klo && klo < pe) : pc == 0;
+          const index_t lo = std::max(klo, pc), hi = std::max(lo, std::min(khi, grain_up(pe)));
+          if (!first && hi == lo) continue;
+          run_tile(tile_job{ic, pc, pe, i0, rows, jp, j0, cols, lo, hi, first});
+        }
+      }
+    }
+  }
+}
+
 // Rows [m_lo, m_hi) of C = alpha * op(A) * op(B) + beta * C, op(B) packed by pack_b (all
 // panels, packed with depth ldp >= k: the first k rows of each are used). The triangle's
 // diagonal is shifted by `diag` (fused attention works on blocks off the diagonal). `apack`
@@ -337,7 +381,7 @@ template <class T>
 void multiply_rows(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t k, T alpha, operand<T> a,
                    const T* packed, index_t ldp, T beta, T* c, index_t ldc, T* apack, index_t diag = 0,
                    const T* bias = nullptr) {
-  constexpr index_t nr = tile<T>::nr, mr = tile<T>::mr, kc = tile<T>::kc, mc = tile<T>::mc;
+  constexpr index_t nr = tile<T>::nr, mr = tile<T>::mr;
   const index_t panels = (n + nr - 1) / nr;
   // A transposed (a weight gradient's dY^T) is packed on AVX2, its rows being MR-wide strips
   // thousands of values apart. On AVX-512 the kernel reads it in place: packing it there took
@@ -350,39 +394,27 @@ void multiply_rows(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t 
   // and on attention's triangular products).
   const bool pack = panels >= 2 && ((a.rs == 1 && tile<T>::w < 16) ||
                                     (fast_row_pack<T>() && tri == triangle::none && panels >= 8));
-  for (index_t pc = 0; pc < std::max<index_t>(k, 1); pc += kc) {
-    const index_t pe = std::min(k, pc + kc);
-    for (index_t ic = m_lo; ic < m_hi; ic += mc) {
-      const index_t ie = std::min(m_hi, ic + mc);
-      if (pack) pack_a(a, ic, ie, pc, pe, apack);
-      for (index_t jp = 0; jp < panels; ++jp) {
-        const index_t j0 = jp * nr, cols = std::min(nr, n - j0);
-        for (index_t i0 = ic; i0 < ie; i0 += mr) {
-          const index_t rows = std::min(mr, ie - i0);
-          if (tri == triangle::c_lower && j0 > i0 + rows - 1 + diag) continue;  // wholly above the diagonal
-          index_t klo, khi;
-          tile_depth(tri, diag, i0, rows, k, klo, khi);
-          // The first pass that touches a tile applies beta and the bias; later ones accumulate.
-          const bool first = klo < khi ? (pc <= klo && klo < pe) : pc == 0;
-          const index_t lo = std::max(klo, pc), hi = std::max(lo, std::min(khi, pe));
-          if (!first && hi == lo) continue;
-          const T* bp = packed + jp * ldp * nr + lo * nr;
-          const T b = first ? beta : T(1);
-          const T* tile_bias = first && bias ? bias + j0 : nullptr;
-          T* ct = c + i0 * ldc + j0;
-          if (pack || rows < mr) {
-            const T* ap = apack + (i0 - ic) / mr * mr * (pe - pc);
-            if (!pack) pack_a(a, i0, i0 + rows, pc, pe, apack), ap = apack;
-            micro_tile<T, false>(hi - lo, ap + (lo - pc) * mr, 1, mr, bp, alpha, b, ct, ldc, rows, cols, tile_bias);
-          } else if (a.cs == 1) {
-            micro_tile<T, true>(hi - lo, a.data + i0 * a.rs + lo, a.rs, 1, bp, alpha, b, ct, ldc, rows, cols, tile_bias);
-          } else {
-            micro_tile<T, false>(hi - lo, a.data + i0 + lo * a.cs, 1, a.cs, bp, alpha, b, ct, ldc, rows, cols, tile_bias);
-          }
-        }
-      }
+  const auto pack_block = [&](index_t ic, index_t ie, index_t pc, index_t pe) {
+    if (pack) pack_a(a, ic, ie, pc, pe, apack);
+  };
+  const auto run_tile = [&](const tile_job& t) {
+    const T* bp = packed + t.jp * ldp * nr + t.lo * nr;
+    const T b = t.first ? beta : T(1);
+    const T* tile_bias = t.first && bias ? bias + t.j0 : nullptr;
+    T* ct = c + t.i0 * ldc + t.j0;
+    const index_t depth = t.hi - t.lo;
+    if (pack || t.rows < mr) {
+      const T* ap = apack + (t.i0 - t.ic) / mr * mr * (t.pe - t.pc);
+      if (!pack) pack_a(a, t.i0, t.i0 + t.rows, t.pc, t.pe, apack), ap = apack;
+      micro_tile<T, false>(depth, ap + (t.lo - t.pc) * mr, 1, mr, bp, alpha, b, ct, ldc, t.rows, t.cols, tile_bias);
+    } else if (a.cs == 1) {
+      micro_tile<T, true>(depth, a.data + t.i0 * a.rs + t.lo, a.rs, 1, bp, alpha, b, ct, ldc, t.rows, t.cols, tile_bias);
+    } else {
+      micro_tile<T, false>(depth, a.data + t.i0 + t.lo * a.cs, 1, a.cs, bp, alpha, b, ct, ldc, t.rows, t.cols,
+                           tile_bias);
     }
-  }
+  };
+  walk_tiles<T, 1>(tri, m_lo, m_hi, n, k, diag, pack_block, run_tile);
 }
 
 }  // namespace hyena::backend::gemm_detail
