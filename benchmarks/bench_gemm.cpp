@@ -26,39 +26,49 @@ using namespace hyena;
 
 namespace {
 
-// FLOP/s of `threads` threads each running 12 independent FMA chains (enough to cover the
-// FMA latency on every current x86 core), in registers, no memory traffic.
-double fma_peak(int threads) {
-  using batch = xsimd::batch<float>;
-  const long iters = 50'000'000 / long(batch::size);
+// The best of three FLOP/s readings of `threads` threads each running chains(): one thread's
+// independent chains of `flops` FLOP in registers, no memory traffic, returning a sum of its
+// results so that none is optimised away.
+template <class Chains>
+double best_rate(int threads, double flops, Chains&& chains) {
   double best = 0;
   for (int rep = 0; rep < 3; ++rep) {
     float sink = 0;
     auto t0 = std::chrono::steady_clock::now();
 #pragma omp parallel num_threads(threads) reduction(+ : sink)
-    {
-      batch acc[12];
-      for (int j = 0; j < 12; ++j) acc[j] = batch(1.0f + float(j) * 1e-7f);
-      const batch m(0.9999999f), a(1e-7f);
-      for (long i = 0; i < iters; ++i) {
-#pragma GCC unroll 12
-        for (int j = 0; j < 12; ++j) acc[j] = xsimd::fma(acc[j], m, a);
-#if defined(__x86_64__)
-        // An empty asm that "may change" the registers: the compiler must run every FMA.
-        for (int j = 0; j < 12; ++j) {
-          auto reg = static_cast<typename batch::register_type>(acc[j]);
-          asm volatile("" : "+x"(reg));
-          acc[j] = batch(reg);
-        }
-#endif
-      }
-      for (int j = 0; j < 12; ++j) sink += xsimd::hadd(acc[j]);
-    }
+    sink += chains();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, 2.0 * 12 * double(batch::size) * double(iters) * threads / s);
-    if (sink == 42.0f) std::printf(" ");  // keeps the loop alive
+    best = std::max(best, flops * threads / s);
+    if (sink == 42.0f) std::printf(" ");  // keeps the loops alive
   }
   return best;
+}
+
+// FLOP/s of 12 independent FMA chains per thread (enough to cover the FMA latency on every
+// current x86 core).
+double fma_peak(int threads) {
+  using batch = xsimd::batch<float>;
+  const long iters = 50'000'000 / long(batch::size);
+  return best_rate(threads, 2.0 * 12 * double(batch::size) * double(iters), [&] {
+    batch acc[12];
+    for (int j = 0; j < 12; ++j) acc[j] = batch(1.0f + float(j) * 1e-7f);
+    const batch m(0.9999999f), a(1e-7f);
+    for (long i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+      for (int j = 0; j < 12; ++j) acc[j] = xsimd::fma(acc[j], m, a);
+#if defined(__x86_64__)
+      // An empty asm that "may change" the registers: the compiler must run every FMA.
+      for (int j = 0; j < 12; ++j) {
+        auto reg = static_cast<typename batch::register_type>(acc[j]);
+        asm volatile("" : "+x"(reg));
+        acc[j] = batch(reg);
+      }
+#endif
+    }
+    float sum = 0;
+    for (int j = 0; j < 12; ++j) sum += xsimd::hadd(acc[j]);
+    return sum;
+  });
 }
 
 #if HYENA_HAS_BF16_PRODUCT
@@ -66,30 +76,22 @@ double fma_peak(int threads) {
 // instruction 4 FLOP per fp32 lane (two products and their sum, added to the lane).
 double bf16_peak(int threads) {
   const long iters = 50'000'000 / 16;
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    float sink = 0;
-    auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
-    {
-      __m512 acc[12];
-      for (int j = 0; j < 12; ++j) acc[j] = _mm512_set1_ps(1.0f + float(j) * 1e-7f);
-      const __m512bh x = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
-      for (long i = 0; i < iters; ++i) {
+  return best_rate(threads, 4.0 * 12 * 16 * double(iters), [&] {
+    __m512 acc[12];
+    for (int j = 0; j < 12; ++j) acc[j] = _mm512_set1_ps(1.0f + float(j) * 1e-7f);
+    const __m512bh x = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
+    for (long i = 0; i < iters; ++i) {
 #pragma GCC unroll 12
-        for (int j = 0; j < 12; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], x, x);  // (no constant folding of these)
-      }
-      alignas(64) float lanes[16];
-      for (int j = 0; j < 12; ++j) {
-        _mm512_store_ps(lanes, acc[j]);
-        for (float v : lanes) sink += v;
-      }
+      for (int j = 0; j < 12; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], x, x);  // (no constant folding of these)
     }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, 4.0 * 12 * 16 * double(iters) * threads / s);
-    if (sink == 42.0f) std::printf(" ");
-  }
-  return best;
+    alignas(64) float lanes[16];
+    float sum = 0;
+    for (int j = 0; j < 12; ++j) {
+      _mm512_store_ps(lanes, acc[j]);
+      for (float v : lanes) sum += v;
+    }
+    return sum;
+  });
 }
 #endif
 

@@ -166,26 +166,43 @@ struct attention_case {
   index_t batch, seq, heads, kv_heads, head_dim, row_pad;
 };
 
-// Runs forward and backward of the fused core on cpu_ref and cpu, outputs poisoned first.
+// The fused core's forward and backward on cpu_ref (one thread) and on cpu (two threads, products
+// at `precision`), outputs poisoned first: (rows, O) outputs, (rows, Q) input gradients.
 template <class T>
-void check_fused_attention(const attention_case& a, double rtol) {
+struct fused_runs {
+  index_t rows, Q, O;
+  std::vector<T> out_ref, out_fast, lse_ref, lse_fast, d_ref, d_fast;
+};
+
+template <class T>
+fused_runs<T> run_fused_attention(const attention_case& a,
+                                  backend::matmul_precision precision = backend::matmul_precision::highest) {
   const index_t D = a.head_dim, Q = (a.heads + 2 * a.kv_heads) * D + a.row_pad, O = a.heads * D + a.row_pad;
-  const index_t rows = a.batch * a.seq;
+  const index_t rows = a.batch * a.seq, lses = a.batch * a.heads * a.seq;
   const T scale = T(1.0 / std::sqrt(double(D)));
   auto qkv = randn<T>(rows * Q, a.seq * 31 + a.heads);
   auto dout = randn<T>(rows * O, a.seq * 37 + 1);
   const T nan = std::numeric_limits<T>::quiet_NaN();
-  std::vector<T> out_ref(rows * O, nan), out_fast(rows * O, nan), lse_ref(a.batch * a.heads * a.seq, nan),
-      lse_fast(a.batch * a.heads * a.seq, nan), d_ref(rows * Q, nan), d_fast(rows * Q, nan);
+  fused_runs<T> r{rows, Q, O, std::vector<T>(rows * O, nan), std::vector<T>(rows * O, nan), std::vector<T>(lses, nan),
+                  std::vector<T>(lses, nan), std::vector<T>(rows * Q, nan), std::vector<T>(rows * Q, nan)};
   backend::host_context ref_ctx(1), ctx(2);
+  ctx.set_float32_matmul_precision(precision);
   backend::cpu_ref::causal_attention_forward(ref_ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
-                                             out_ref.data(), O, lse_ref.data());
+                                             r.out_ref.data(), O, r.lse_ref.data());
   backend::cpu::causal_attention_forward(ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
-                                         out_fast.data(), O, lse_fast.data());
+                                         r.out_fast.data(), O, r.lse_fast.data());
   backend::cpu_ref::causal_attention_backward(ref_ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
-                                              out_ref.data(), dout.data(), O, lse_ref.data(), d_ref.data());
+                                              r.out_ref.data(), dout.data(), O, r.lse_ref.data(), r.d_ref.data());
   backend::cpu::causal_attention_backward(ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
-                                          out_fast.data(), dout.data(), O, lse_fast.data(), d_fast.data());
+                                          r.out_fast.data(), dout.data(), O, r.lse_fast.data(), r.d_fast.data());
+  return r;
+}
+
+// cpu against cpu_ref entry by entry, and the padding of every row untouched.
+template <class T>
+void check_fused_attention(const attention_case& a, double rtol) {
+  const auto [rows, Q, O, out_ref, out_fast, lse_ref, lse_fast, d_ref, d_fast] = run_fused_attention<T>(a);
+  const index_t D = a.head_dim;
   INFO("batch ", a.batch, " seq ", a.seq, " heads ", a.heads, "/", a.kv_heads, " head_dim ", D, " pad ", a.row_pad);
   int bad_out = 0, bad_lse = 0, bad_grad = 0, touched_pad = 0;
   for (index_t r = 0; r < rows; ++r)
@@ -233,25 +250,10 @@ double relative_l2(const std::vector<float>& x, const std::vector<float>& y, ind
 TEST_CASE("fused causal attention under matmul_precision::medium: bf16 products, fp32 softmax, close to cpu_ref") {
   for (const attention_case a : {attention_case{2, 150, 4, 4, 32, 0}, attention_case{1, 67, 4, 2, 16, 5},
                                  attention_case{1, 9, 2, 1, 40, 3}}) {
-    const index_t D = a.head_dim, Q = (a.heads + 2 * a.kv_heads) * D + a.row_pad, O = a.heads * D + a.row_pad;
-    const index_t rows = a.batch * a.seq;
-    const float scale = 1.0f / std::sqrt(float(D));
-    auto qkv = randn<float>(rows * Q, a.seq * 31 + a.heads), dout = randn<float>(rows * O, a.seq * 37 + 1);
-    const float nan = std::numeric_limits<float>::quiet_NaN();
-    backend::host_context ref_ctx(1), ctx(2);
-    ctx.set_float32_matmul_precision(backend::matmul_precision::medium);
-    std::vector<float> out_ref(rows * O, nan), out(rows * O, nan), lse_ref(a.batch * a.heads * a.seq),
-        lse(a.batch * a.heads * a.seq), d_ref(rows * Q, nan), d(rows * Q, nan);
-    backend::cpu_ref::causal_attention_forward(ref_ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
-                                               out_ref.data(), O, lse_ref.data());
-    backend::cpu::causal_attention_forward(ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
-                                           out.data(), O, lse.data());
-    backend::cpu_ref::causal_attention_backward(ref_ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
-                                                out_ref.data(), dout.data(), O, lse_ref.data(), d_ref.data());
-    backend::cpu::causal_attention_backward(ctx, a.batch, a.seq, a.heads, a.kv_heads, D, scale, qkv.data(), Q,
-                                            out.data(), dout.data(), O, lse.data(), d.data());
-    const double e_out = relative_l2(out, out_ref, rows, a.heads * D, O),
-                 e_grad = relative_l2(d, d_ref, rows, Q - a.row_pad, Q);
+    const auto r = run_fused_attention<float>(a, backend::matmul_precision::medium);
+    const index_t D = a.head_dim;
+    const double e_out = relative_l2(r.out_fast, r.out_ref, r.rows, a.heads * D, r.O),
+                 e_grad = relative_l2(r.d_fast, r.d_ref, r.rows, r.Q - a.row_pad, r.Q);
     INFO("seq ", a.seq, " heads ", a.heads, "/", a.kv_heads, " head_dim ", D, ": relative error out ", e_out,
          " gradients ", e_grad);
     CHECK(e_out < 1e-2);  // bf16 inputs: about 2^-9 relative each
@@ -260,9 +262,9 @@ TEST_CASE("fused causal attention under matmul_precision::medium: bf16 products,
     CHECK(e_out > 1e-4);  // rounded: not the fp32 path
 #endif
     int touched_pad = 0;
-    for (index_t r = 0; r < rows; ++r) {
-      for (index_t i = a.heads * D; i < O; ++i) touched_pad += !std::isnan(out[r * O + i]);
-      for (index_t i = Q - a.row_pad; i < Q; ++i) touched_pad += !std::isnan(d[r * Q + i]);
+    for (index_t row = 0; row < r.rows; ++row) {
+      for (index_t i = a.heads * D; i < r.O; ++i) touched_pad += !std::isnan(r.out_fast[row * r.O + i]);
+      for (index_t i = r.Q - a.row_pad; i < r.Q; ++i) touched_pad += !std::isnan(r.d_fast[row * r.Q + i]);
     }
     CHECK(touched_pad == 0);
   }
