@@ -7,8 +7,7 @@
 // without its bias fused into the product; --peak-only prints just the peak as one JSON line (with
 // bf16_peak_gflops, vdpbf16ps's, where the build has bf16 products).
 // --matmul-precision medium runs our products with bf16 inputs and fp32 sums (cpu/gemm_bf16.hpp),
-// where the "% of peak" column is still against the fp32 FMA peak (bf16's is twice it) and the
-// triangular rows stay fp32.
+// where the "% of peak" column is still against the fp32 FMA peak (bf16's is twice it).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

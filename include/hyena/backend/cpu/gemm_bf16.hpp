@@ -5,7 +5,7 @@
 // bfloat16 (8 significant bits, round to nearest even) and whose products are summed in fp32.
 // vdpbf16ps multiplies two pairs of bf16 values per fp32 lane and adds both to the lane: four
 // FLOP a lane where an fp32 FMA does two, so twice the FMA peak (Zen 4, two cores: 462 against
-// 232 GFLOP/s; docs/results.md section 5, "bf16 products").
+// 232 GFLOP/s; docs/results.md section 5, run L).
 //
 // The layout is gemm_kernel.hpp's (B in panels of NR columns, A in micro-panels of MR rows, an
 // MR x NR tile of C in registers) with the depth taken in pairs: one 32-bit unit holds
@@ -106,9 +106,9 @@ inline void pack_a_bf16(operand<float> a, index_t i_lo, index_t i_hi, index_t p_
 // makes the contiguous stride a constant), B's pair q at bp + q * NR. One broadcast of A's pair
 // per row and two loads of B per pair, as micro_tile.
 template <bool DEPTH_CONTIGUOUS>
-HYENA_KERNEL_INLINE void micro_tile_bf16(index_t pairs, const std::uint32_t* ap, index_t rs, index_t cs, const std::uint32_t* bp,
-                            float alpha, float beta, float* c, index_t ldc, index_t rows, index_t cols,
-                            const float* bias) {
+HYENA_KERNEL_INLINE void micro_tile_bf16(index_t pairs, const std::uint32_t* ap, index_t rs, index_t cs,
+                                         const std::uint32_t* bp, float alpha, float beta, float* c, index_t ldc,
+                                         index_t rows, index_t cols, const float* bias) {
   using batch = tile<float>::batch;
   constexpr index_t mr = tile<float>::mr, nr = tile<float>::nr;
   __m512 acc0[mr], acc1[mr];

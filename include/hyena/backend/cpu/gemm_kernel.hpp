@@ -30,8 +30,8 @@
 #endif
 
 // A micro-kernel and its epilogue must be inlined into the loop over tiles: as a call, the
-// accumulators go through memory and every call pays for the vector state's switch (seen as
-// 5% of a bf16 training step in store_tile alone, docs/results.md section 5).
+// accumulators go through memory and every call pays for the vector state's switch (a perf
+// profile of `bench_train --matmul-precision medium` had 5% of the step in store_tile's calls).
 #if defined(__GNUC__) && !defined(__CUDACC__)
 #define HYENA_KERNEL_INLINE [[gnu::always_inline]] inline
 #else
@@ -255,8 +255,8 @@ void pack_a(operand<T> a, index_t i_lo, index_t i_hi, index_t p_lo, index_t p_hi
 // epilogue of every micro-kernel (micro_tile here, micro_tile_bf16 in gemm_bf16.hpp). With beta == 0,
 // C is not read; `bias`, when not null, holds the tile's `cols` column biases.
 template <class T>
-HYENA_KERNEL_INLINE void store_tile(const typename tile<T>::batch* acc0, const typename tile<T>::batch* acc1, T alpha, T beta,
-                       T* c, index_t ldc, index_t rows, index_t cols, const T* bias) {
+HYENA_KERNEL_INLINE void store_tile(const typename tile<T>::batch* acc0, const typename tile<T>::batch* acc1,
+                                    T alpha, T beta, T* c, index_t ldc, index_t rows, index_t cols, const T* bias) {
   using batch = typename tile<T>::batch;
   constexpr index_t w = tile<T>::w, nr = tile<T>::nr, mr = tile<T>::mr;
   const batch va(alpha), vb(beta);
