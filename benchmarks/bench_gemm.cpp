@@ -5,11 +5,12 @@
 //   bench_gemm [--threads N] [--tokens 2048] [--width 128] [--seq 256] [--matmul-precision medium] [--peak-only]
 // Prints markdown tables (docs/results.md section 5), the last one a linear layer's forward with and
 // without its bias fused into the product; --peak-only prints just the peak as one JSON line (with
-// bf16_peak_gflops, vdpbf16ps's, where the build has bf16 products).
+// bf16_peak_gflops where the build has bf16 products: AMX tiles' where they run, else vdpbf16ps's).
 // --matmul-precision medium runs our products with bf16 inputs and fp32 sums (cpu/gemm_bf16.hpp),
 // where the "% of peak" column is still against the fp32 FMA peak (bf16's is twice it).
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -90,6 +91,40 @@ double bf16_peak(int threads) {
       for (float v : lanes) sum += v;
     }
     return sum;
+  });
+}
+#endif
+
+#if HYENA_HAS_AMX
+// The same for AMX tiles (tdpbf16ps, what medium runs on where the CPU has them: cpu/gemm_amx.hpp):
+// six chains, C tiles 0-5 accumulating tile 6 times tile 7, each instruction 16 x 16 x 32 multiply-adds.
+double amx_peak(int threads) {
+  const long iters = 2'000'000;
+  return best_rate(threads, 2.0 * 16 * 16 * 32 * 6 * double(iters), [&] {
+    const backend::gemm_detail::tile_config config;
+    _tile_loadconfig(&config);
+    alignas(64) std::uint16_t ones[16 * 32];
+    std::fill(ones, ones + 16 * 32, std::uint16_t(0x3A83));  // bf16 1e-3: sums stay small
+    _tile_loadd(6, ones, 64);
+    _tile_loadd(7, ones, 64);
+    _tile_zero(0);  // (macros: one statement each)
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_zero(4);
+    _tile_zero(5);
+    for (long i = 0; i < iters; ++i) {
+      _tile_dpbf16ps(0, 6, 7);
+      _tile_dpbf16ps(1, 6, 7);
+      _tile_dpbf16ps(2, 6, 7);
+      _tile_dpbf16ps(3, 6, 7);
+      _tile_dpbf16ps(4, 6, 7);
+      _tile_dpbf16ps(5, 6, 7);
+    }
+    alignas(64) float c[16 * 16];
+    _tile_stored(0, c, 64);
+    _tile_release();
+    return c[0];
   });
 }
 #endif
@@ -206,7 +241,15 @@ int main(int argc, char** argv) {
     std::printf("{\"fma_peak_gflops\": %.1f, \"threads\": %d, \"vector_floats\": %d", fma_peak(ctx.threads()) * 1e-9,
                 ctx.threads(), int(xsimd::batch<float>::size));
 #if HYENA_HAS_BF16_PRODUCT
-    std::printf(", \"bf16_peak_gflops\": %.1f", bf16_peak(ctx.threads()) * 1e-9);
+    // bf16_peak_gflops: the unit medium's products run on (compare.py --bf16 takes its MFU against it).
+    const double dp_peak = bf16_peak(ctx.threads()) * 1e-9;
+#if HYENA_HAS_AMX
+    if (backend::gemm_detail::use_amx()) {
+      std::printf(", \"bf16_peak_gflops\": %.1f, \"bf16_unit\": \"amx\", \"vdpbf16ps_peak_gflops\": %.1f",
+                  amx_peak(ctx.threads()) * 1e-9, dp_peak);
+    } else
+#endif
+      std::printf(", \"bf16_peak_gflops\": %.1f, \"bf16_unit\": \"vdpbf16ps\"", dp_peak);
 #endif
     std::printf("}\n");
     return 0;

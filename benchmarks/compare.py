@@ -49,7 +49,8 @@ PyTorch from PyPI brings its own BLAS (MKL / oneDNN).
 --matmul-precision medium (bf16 inputs, fp32 sums in every product, attention's included), the
 current-PyTorch columns under torch.autocast(dtype=torch.bfloat16) (torch_bench.py --autocast bf16);
 Debian's column is left out, and the MFU column is against the bf16 dot-product peak
-(bench_gemm --peak-only's bf16_peak_gflops, twice the FMA peak on Zen 4). No default --json.
+(bench_gemm --peak-only's bf16_peak_gflops: vdpbf16ps's, twice the FMA peak on Zen 4, or AMX
+tiles' where the CPU has them and medium runs on them). No default --json.
 """
 import argparse
 import datetime
@@ -717,7 +718,7 @@ def as_json(a, rows, cols, all_jobs, failed, raw, ours_base_rss, results):
         "peak": {"fma_gflops" if not a.bf16 else "bf16_gflops": a.peak, "threads": a.threads,
                  "readings": a.peak_readings,
                  "source": "bench_gemm --peak-only, before and after the rounds, the higher" +
-                 (" (bf16_peak_gflops: vdpbf16ps)" if a.bf16 else "")} if a.peak else None,
+                 (" (bf16_peak_gflops: AMX tiles where medium runs on them, else vdpbf16ps)" if a.bf16 else "")} if a.peak else None,
         "mfu": a.mfu,
         "versions": {"hyena": git_describe(), "compiler": compiler(a.build),
                      "build_type": cmake_value(a.build, "CMAKE_BUILD_TYPE"), "driver_python": platform.python_version()},

@@ -3,10 +3,12 @@
 // a wrong pairing of depths, a lost pair at an odd depth or a dropped row or column shows as an
 // fp32-sized error becoming a bf16-sized one. Every transpose, edge sizes around the 8 x 32 tile
 // and the 256-deep blocks, bias, beta, the triangle hints, rows split and depth split among threads
-// (fused attention's use is in test_attention_ops). Where the build
+// (fused attention's use is in test_attention_ops). Each check runs on every kernel the machine has:
+// AMX tiles (cpu/gemm_amx.hpp) and vdpbf16ps. Where the build
 // has no AVX512-BF16 the setting is a permission only and products must stay exactly fp32.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -88,39 +90,65 @@ double check_medium(const shape& s, float alpha, float beta, bool with_bias, int
   return worst;
 }
 
+// Runs `body` once on each bf16 kernel this machine can run: AMX tiles (gemm_amx.hpp) where the
+// build and the OS allow them, and vdpbf16ps (gemm_bf16.hpp), with AMX switched off.
+template <class F>
+void for_each_kernel(F&& body) {
+#if HYENA_HAS_AMX
+  auto& amx = backend::gemm_detail::amx_enabled();
+  if (backend::gemm_detail::amx_permitted()) {
+    INFO("kernel: AMX");
+    body();
+  }
+  struct restore {
+    std::atomic<bool>& on;
+    ~restore() { on = true; }
+  } guard{amx};
+  amx = false;
+#endif
+  INFO("kernel: vdpbf16ps (or fp32 without AVX512-BF16)");
+  body();
+}
+
 }  // namespace
 
 TEST_CASE("matmul_precision::medium: bf16 inputs, fp32 sums, for every transpose and edge size") {
-  for (bool ta : {false, true})
-    for (bool tb : {false, true})
-      for (index_t m : {1, 7, 8, 9, 33, 130})
-        for (index_t n : {1, 15, 32, 33, 70})
-          for (index_t k : {1, 2, 3, 31, 33, 257, 300}) {  // odd depths, and depths past one 256-deep block
-            check_medium({ta, tb, m, n, k}, 1.0f, 0.0f, false, 1);
-            check_medium({ta, tb, m, n, k}, 0.5f, 1.0f, false, 2);
-          }
+  for_each_kernel([] {
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (index_t m : {1, 7, 8, 9, 17, 33, 64, 130})  // around the 8-row and the AMX 16- and 32-row tiles
+          for (index_t n : {1, 15, 32, 33, 70})
+            for (index_t k : {1, 2, 3, 31, 33, 257, 300}) {  // odd depths, and depths past one 256-deep block
+              check_medium({ta, tb, m, n, k}, 1.0f, 0.0f, false, 1);
+              check_medium({ta, tb, m, n, k}, 0.5f, 1.0f, false, 2);
+            }
+  });
 }
 
 TEST_CASE("matmul_precision::medium: a linear layer's bias, rows split, and the depth split of weight gradients") {
-  for (bool ta : {false, true})
-    for (bool tb : {false, true}) {
-      check_medium({ta, tb, 33, 70, 300}, 1.0f, 0.0f, true, 1);
-      check_medium({ta, tb, 40, 70, 1100}, 1.0f, 0.0f, false, 2);   // split by depth, beta 0: C never read
-      check_medium({ta, tb, 40, 130, 2001}, 1.0f, 0.25f, false, 3);  // three partial sums, an odd depth
-      check_medium({ta, tb, 40, 70, 1100}, 1.0f, 1.0f, false, 1);   // one thread, block by block
-    }
-  check_medium({false, true, 1000, 384, 128}, 1.0f, 0.0f, true, 2);  // the qkv forward's shape
+  for_each_kernel([] {
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        check_medium({ta, tb, 33, 70, 300}, 1.0f, 0.0f, true, 1);
+        check_medium({ta, tb, 40, 70, 1100}, 1.0f, 0.0f, false, 2);   // split by depth, beta 0: C never read
+        check_medium({ta, tb, 40, 130, 2001}, 1.0f, 0.25f, false, 3);  // three partial sums, an odd depth
+        check_medium({ta, tb, 40, 70, 1100}, 1.0f, 1.0f, false, 1);   // one thread, block by block
+      }
+    check_medium({false, true, 1000, 384, 128}, 1.0f, 0.0f, true, 2);  // the qkv forward's shape
+  });
 }
 
 TEST_CASE("matmul_precision::medium: the triangle hints (attention's products), odd depths and diagonals") {
-  for (bool ta : {false, true})
-    for (index_t m : {9, 33, 70})
-      for (index_t k : {1, 9, 33, 70, 301})
-        for (triangle tri : {triangle::c_lower, triangle::a_lower, triangle::a_upper}) {
-          const index_t n = tri == triangle::c_lower ? m : 40;  // c_lower: a square of scores
-          check_medium({ta, false, m, n, k}, 1.0f, 0.0f, false, 1, tri);
-          check_medium({ta, true, m, n, k}, 0.5f, 1.0f, false, 2, tri);
-        }
+  for_each_kernel([] {
+    for (bool ta : {false, true})
+      for (index_t m : {9, 33, 70})
+        for (index_t k : {1, 9, 33, 70, 301})
+          for (triangle tri : {triangle::c_lower, triangle::a_lower, triangle::a_upper}) {
+            const index_t n = tri == triangle::c_lower ? m : 40;  // c_lower: a square of scores
+            check_medium({ta, false, m, n, k}, 1.0f, 0.0f, false, 1, tri);
+            check_medium({ta, true, m, n, k}, 0.5f, 1.0f, false, 2, tri);
+          }
+  });
 }
 
 TEST_CASE("matmul_precision::medium: gemm_batched (one product per thread) equals gemm product by product") {
@@ -133,6 +161,7 @@ TEST_CASE("matmul_precision::medium: gemm_batched (one product per thread) equal
     for (index_t p = i % m + 1; p < k; ++p) a[i * k + p] = 0;
   backend::host_context ctx(2);
   ctx.set_float32_matmul_precision(matmul_precision::medium);
+  for_each_kernel([&] {
   for (triangle tri : {triangle::none, triangle::c_lower, triangle::a_lower}) {
     std::vector<float> batched(batch * m * n, 0.0f), one(batch * m * n, 0.0f), fp32(batch * m * n, 0.0f);
     cpu::gemm_batched(ctx, false, false, m, n, k, 1.0f, a.data(), k, m * k, b.data(), n, k * n, 0.0f, batched.data(),
@@ -151,6 +180,7 @@ TEST_CASE("matmul_precision::medium: gemm_batched (one product per thread) equal
     CHECK(batched == fp32);
 #endif
   }
+  });
 }
 
 TEST_CASE("matmul_precision::medium rounds where bf16 products exist; highest stays fp32") {
@@ -178,6 +208,14 @@ TEST_CASE("matmul_precision::medium rounds where bf16 products exist; highest st
 #if HYENA_HAS_BF16_PRODUCT
   CHECK(medium_err > 1e-3);  // bf16 inputs: about 2^-9 relative per input, over 256 terms of size 1
   CHECK(medium_err < 0.5);
+#if HYENA_HAS_AMX
+  if (backend::gemm_detail::amx_permitted()) {  // the switch picks another kernel: other sums, other last bits
+    backend::gemm_detail::amx_enabled() = false;
+    const auto dpbf16 = run(matmul_precision::medium, triangle::none);
+    backend::gemm_detail::amx_enabled() = true;
+    CHECK(dpbf16 != medium);
+  }
+#endif
 #else
   CHECK(medium_err < 1e-4);
 #endif

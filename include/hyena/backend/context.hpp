@@ -27,9 +27,10 @@ inline int thread_index() {
 
 // How a host context's fp32 matrix products may run; the names and meaning are PyTorch's
 // (torch.set_float32_matmul_precision). `highest`, the default: in fp32. `medium`: with their
-// inputs rounded to bfloat16 and their sums kept in fp32 (cpu/gemm_bf16.hpp; attention's
-// products too, its softmax staying fp32), where the CPU has AVX512-BF16 and the build targets it;
-// elsewhere they stay fp32 (a permission, as in PyTorch, not a promise of bf16 rounding).
+// inputs rounded to bfloat16 and their sums kept in fp32 (cpu/gemm_bf16.hpp, on AMX tiles where
+// the CPU has them: cpu/gemm_amx.hpp; attention's products too, its softmax staying fp32), where
+// the CPU has AVX512-BF16 and the build targets it; elsewhere they stay fp32 (a permission, as in
+// PyTorch, not a promise of bf16 rounding).
 enum class matmul_precision { highest, medium };
 
 class host_context {

@@ -8,8 +8,8 @@
 // (block x seq) buffer that stays in L2, and backward rebuilds the probabilities from the
 // per-row log-sum-exp the forward saved (the FlashAttention recipe: recompute, don't store).
 // The products inside are gemm_kernel.hpp's, with the triangle hints so masked-out blocks
-// are never computed; under matmul_precision::medium, gemm_bf16.hpp's (bf16 inputs, fp32 sums),
-// the softmax and its gradient staying fp32.
+// are never computed; under matmul_precision::medium, gemm_bf16.hpp's or gemm_amx.hpp's (bf16
+// inputs, fp32 sums), the softmax and its gradient staying fp32.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -21,7 +21,7 @@
 
 #include "../context.hpp"
 #include "attention.hpp"
-#include "gemm_bf16.hpp"
+#include "gemm_amx.hpp"
 #include "gemm_kernel.hpp"
 
 namespace hyena::backend {
@@ -43,7 +43,7 @@ struct worker {
 
 // The products of one thread's task, in fp32 or, when `pairs` (matmul_precision::medium with
 // bf16 products built in), with bf16 inputs: pack packs op(B) (k x n) into `fp32` and, for bf16,
-// converts it into `paired`; multiply runs multiply_rows or multiply_rows_bf16 on it.
+// converts it into `paired`; multiply runs multiply_rows or multiply_rows_bf16 (gemm_amx.hpp) on it.
 template <class T>
 struct block_products {
   bool pairs;
@@ -245,13 +245,13 @@ struct cpu_fused_attention_ops : Base {
     W::grow(w.v_rows, packed_size<T>(L, D));
     W::grow(w.small, packed_size<T>(block, D));
     W::grow(w.apack, tile<T>::mc * tile<T>::kc);
-    if (!pairs) return;  // (the pairs take at most as many units as the floats)
-    W::grow(w.k_t2, packed_size<T>(D, L));
-    W::grow(w.v_t2, packed_size<T>(D, L));
-    W::grow(w.k_rows2, packed_size<T>(L, D));
-    W::grow(w.v_rows2, packed_size<T>(L, D));
-    W::grow(w.small2, packed_size<T>(block, D));
-    W::grow(w.apack2, tile<T>::mc * tile<T>::kc / 2);
+    if (!pairs) return;
+    W::grow(w.k_t2, packed_pairs_size(D, L));
+    W::grow(w.v_t2, packed_pairs_size(D, L));
+    W::grow(w.k_rows2, packed_pairs_size(L, D));
+    W::grow(w.v_rows2, packed_pairs_size(L, D));
+    W::grow(w.small2, packed_pairs_size(block, D));
+    W::grow(w.apack2, apack_pairs_size);
   }
 };
 

@@ -12,7 +12,7 @@
 
 #include "../context.hpp"
 #include "../triangle.hpp"
-#include "gemm_bf16.hpp"
+#include "gemm_amx.hpp"
 #include "gemm_kernel.hpp"
 
 namespace hyena::backend {
@@ -29,12 +29,13 @@ struct gemm_scratch {
       const index_t e = gemm_detail::tile<T>::mc * gemm_detail::tile<T>::kc;
       if (static_cast<index_t>(apack.size()) < e) apack.resize(e);
     }
-    // packed_size for k rows of B, as depth pairs: at most half as many units plus a pair per panel.
-    void reserve_pairs(index_t packed_size) {
-      reserve(packed_size);
-      if (static_cast<index_t>(packed_pairs.size()) < packed_size) packed_pairs.resize(packed_size);
-      const index_t e = gemm_detail::tile<T>::mc * gemm_detail::tile<T>::kc / 2;
-      if (static_cast<index_t>(apack_pairs.size()) < e) apack_pairs.resize(e);
+    // Room for k x n of B packed in fp32 and then as depth pairs, and a block of A as pairs.
+    void reserve_pairs(index_t k, index_t n) {
+      reserve(gemm_detail::packed_size<T>(k, n));
+      const index_t pairs = gemm_detail::packed_pairs_size(k, n);
+      if (static_cast<index_t>(packed_pairs.size()) < pairs) packed_pairs.resize(pairs);
+      if (static_cast<index_t>(apack_pairs.size()) < gemm_detail::apack_pairs_size)
+        apack_pairs.resize(gemm_detail::apack_pairs_size);
     }
   };
   std::vector<buffers> threads;
@@ -84,7 +85,7 @@ struct cpu_gemm_ops : Base {
     const index_t panels = (n + tile<T>::nr - 1) / tile<T>::nr;
     const bool pairs = bf16_products<T>(ctx);
     if (pairs)
-      for (int t = 0; t < threads; ++t) scratch.at(t, threads).reserve_pairs(packed_size<T>(k, n));
+      for (int t = 0; t < threads; ++t) scratch.at(t, threads).reserve_pairs(k, n);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (index_t i = 0; i < batch; ++i) {
       auto& buf = scratch.threads[thread_index()];
@@ -237,10 +238,10 @@ struct cpu_gemm_ops : Base {
     for (int t = 0; t < threads; ++t) {
       auto& buf = scratch.at(t, threads);
       if (by_depth) {
-        buf.reserve_pairs(packed_size<float>(kc, n));
+        buf.reserve_pairs(kc, n);
         if (t > 0 && static_cast<index_t>(buf.partial.size()) < m * n) buf.partial.resize(m * n);
       } else {
-        buf.reserve_pairs(t == 0 ? packed_size<float>(k, n) : 0);
+        buf.reserve_pairs(t == 0 ? k : 0, n);
       }
     }
 #pragma omp parallel num_threads(threads) if (threads > 1)

@@ -11,14 +11,34 @@
 // MR x NR tile of C in registers) with the depth taken in pairs: one 32-bit unit holds
 // (x[p], x[p + 1]) for even p, the low half first, the pair vdpbf16ps reads. A depth that is odd
 // is padded with a zero. Only compiled where the compiler targets AVX512-BF16 (-march=native on
-// Zen 4, Cooper Lake, Sapphire Rapids and later); elsewhere products stay in fp32.
+// Zen 4, Cooper Lake, Sapphire Rapids and later); elsewhere products stay in fp32. Where the CPU
+// also has AMX (Sapphire Rapids and later), gemm_amx.hpp's kernel runs instead, on the same packed B.
 #pragma once
+#include <type_traits>
+
+#include "../context.hpp"
+#include "gemm_kernel.hpp"
+
+namespace hyena::backend::gemm_detail {
+
+// A packed panel of B holds ceil(k / 2) depth pairs and then zeros up to a whole number of AMX
+// steps (16 pairs, 32 depths: gemm_amx.hpp), so both kernels read the same packed B.
+inline constexpr index_t pair_step = 16;
+inline constexpr index_t padded_pairs(index_t k) { return ((k + 1) / 2 + pair_step - 1) / pair_step * pair_step; }
+// Units the packed pairs of a (k x n) op(B) take.
+inline index_t packed_pairs_size(index_t k, index_t n) {
+  return (n + tile<float>::nr - 1) / tile<float>::nr * tile<float>::nr * padded_pairs(k);
+}
+// Units a block of A packed by either kernel takes: up to 64 rows (the AMX kernel's MC) of KC depths.
+inline constexpr index_t apack_pairs_size = 64 * tile<float>::kc / 2;
+
+}  // namespace hyena::backend::gemm_detail
+
 #if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #define HYENA_HAS_BF16_PRODUCT 1
 #include <cstdint>
 
 #include "../triangle.hpp"
-#include "gemm_kernel.hpp"
 
 namespace hyena::backend::gemm_detail {
 
@@ -43,14 +63,14 @@ inline __m256i interleave_rows8(__m256i x) {
 
 // Panels [lo, hi) of op(B), already packed in fp32 by pack_b (panel jp: k rows of NR values at
 // packed + jp * k * NR), as depth pairs: panel jp's pair q is NR units at out + (jp * kp + q) * NR,
-// kp = ceil(k / 2).
+// kp = padded_pairs(k), the pairs past k zero.
 inline void pack_b_bf16(const float* packed, index_t k, index_t lo, index_t hi, std::uint32_t* out) {
   constexpr index_t nr = tile<float>::nr;
-  const index_t kp = (k + 1) / 2;
+  const index_t kp = padded_pairs(k), live = (k + 1) / 2;
   for (index_t jp = lo; jp < hi; ++jp) {
     const float* src = packed + jp * k * nr;
     std::uint32_t* dst = out + jp * kp * nr;
-    for (index_t q = 0; q < kp; ++q) {
+    for (index_t q = 0; q < live; ++q) {
       const float* even = src + 2 * q * nr;
       const bool has_odd = 2 * q + 1 < k;
       for (index_t h = 0; h < nr; h += 16) {
@@ -58,6 +78,7 @@ inline void pack_b_bf16(const float* packed, index_t k, index_t lo, index_t hi, 
         _mm512_store_si512(dst + q * nr + h, interleave_rows16(as_si(_mm512_cvtne2ps_pbh(o, e))));
       }
     }
+    std::fill(dst + live * nr, dst + kp * nr, 0u);
   }
 }
 
@@ -133,13 +154,14 @@ HYENA_KERNEL_INLINE void micro_tile_bf16(index_t pairs, const std::uint32_t* ap,
 // Rows [m_lo, m_hi) of C = alpha * op(A) * op(B) + beta * C (+ bias, n values or null), as
 // multiply_rows (gemm_kernel.hpp), the triangle hints and the shifted diagonal included: op(B)
 // (k x n) packed by pack_b_bf16 from panels ldp >= k deep (their first k rows used), A packed here
-// one MC x KC block at a time into apack (MC * KC / 2 units). walk_tiles widens a triangle's depth
-// range to whole pairs.
-inline void multiply_rows_bf16(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t k, float alpha,
-                               operand<float> a, const std::uint32_t* packed, index_t ldp, float beta, float* c,
-                               index_t ldc, std::uint32_t* apack, index_t diag = 0, const float* bias = nullptr) {
+// one MC x KC block at a time into apack (apack_pairs_size units). walk_tiles widens a triangle's
+// depth range to whole pairs. The vdpbf16ps kernel; multiply_rows_bf16 (gemm_amx.hpp) picks it
+// where AMX cannot run.
+inline void multiply_rows_dpbf16(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t k, float alpha,
+                                 operand<float> a, const std::uint32_t* packed, index_t ldp, float beta, float* c,
+                                 index_t ldc, std::uint32_t* apack, index_t diag, const float* bias) {
   constexpr index_t nr = tile<float>::nr, mr = tile<float>::mr;
-  const index_t kp = (ldp + 1) / 2;
+  const index_t kp = padded_pairs(ldp);
   const auto pack_block = [&](index_t ic, index_t ie, index_t pc, index_t pe) {
     if (pe > pc) pack_a_bf16(a, ic, ie, pc, pe, apack);
   };
@@ -158,10 +180,6 @@ inline void multiply_rows_bf16(triangle tri, index_t m_lo, index_t m_hi, index_t
 
 }  // namespace hyena::backend::gemm_detail
 #endif
-
-#include <type_traits>
-
-#include "../context.hpp"
 
 namespace hyena::backend {
 

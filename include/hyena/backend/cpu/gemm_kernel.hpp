@@ -339,11 +339,13 @@ struct tile_job {
 // once for each), panels of NR columns, tiles of MR rows (run_tile(tile_job) for each with work).
 // Under a triangle hint (diagonal shifted by `diag`) tiles wholly above a c_lower diagonal are
 // skipped and each tile's depth is cut to where op(A) is not zero, widened to whole GRAINs
-// (the bf16 kernel's pairs: the extra depth is zero by the hint, or past k where packing put zeros).
-template <class T, index_t GRAIN, class PackBlock, class RunTile>
+// (the bf16 kernels' pairs or AMX steps: the extra depth is zero by the hint, or past k where
+// packing put zeros). MR and MC are the AMX kernel's where it runs (gemm_amx.hpp).
+template <class T, index_t GRAIN, index_t MR = tile<T>::mr, index_t MC = tile<T>::mc, class PackBlock, class RunTile>
 HYENA_KERNEL_INLINE void walk_tiles(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t k, index_t diag,
                                     PackBlock&& pack_block, RunTile&& run_tile) {
-  constexpr index_t nr = tile<T>::nr, mr = tile<T>::mr, kc = tile<T>::kc, mc = tile<T>::mc;
+  constexpr index_t nr = tile<T>::nr, mr = MR, kc = tile<T>::kc, mc = MC;
+  static_assert(mc % mr == 0, "blocks of rows must hold whole tiles");
   static_assert(kc % GRAIN == 0, "depth blocks must hold whole grains");
   const auto grain_up = [](index_t p) { return (p + GRAIN - 1) / GRAIN * GRAIN; };
   const index_t panels = (n + nr - 1) / nr;
