@@ -111,18 +111,40 @@ inline void pack_a_amx(operand<float> a, index_t i_lo, index_t i_hi, index_t p_l
 
 // C tile (rows x cols <= 32 x 32) = alpha * A_tile * B_panel + beta * C (+ bias) over `steps` AMX
 // steps: A's rows at ap + r * lda (units), B's pairs at bp + q * NR. A tile of at most 16 rows
-// leaves tiles 2 and 3 out.
+// leaves tiles 2 and 3 out. A whole tile with alpha 1 (the models' products) goes straight
+// between C and the tiles: they start from C (beta 1), from the bias (a load with row stride 0
+// repeats it down the rows) or from zero, and are stored into C. The rest goes through store_tile.
 HYENA_KERNEL_INLINE void micro_tile_amx(index_t steps, const std::uint32_t* ap, index_t lda, const std::uint32_t* bp,
                                         float alpha, float beta, float* c, index_t ldc, index_t rows, index_t cols,
                                         const float* bias) {
   constexpr index_t nr = tile<float>::nr, mr = tile<float>::mr, step = pair_step;
   const long a_stride = static_cast<long>(lda * 4), b_stride = static_cast<long>(nr * 4);  // bytes
   const bool lower = rows > 16;
-  _tile_zero(0);
-  _tile_zero(1);
-  if (lower) {
-    _tile_zero(2);
-    _tile_zero(3);
+  const bool direct =
+      alpha == 1.0f && cols == nr && rows == (lower ? 32 : 16) && (beta == 0.0f || (beta == 1.0f && !bias));
+  const long c_stride = static_cast<long>(ldc * 4), from_bias = 0;
+  const index_t low = 16 * ldc;  // C's rows 16-31
+  if (direct && beta == 1.0f) {
+    _tile_loadd(0, c, c_stride);
+    _tile_loadd(1, c + 16, c_stride);
+    if (lower) {
+      _tile_loadd(2, c + low, c_stride);
+      _tile_loadd(3, c + low + 16, c_stride);
+    }
+  } else if (direct && bias) {
+    _tile_loadd(0, bias, from_bias);
+    _tile_loadd(1, bias + 16, from_bias);
+    if (lower) {
+      _tile_loadd(2, bias, from_bias);
+      _tile_loadd(3, bias + 16, from_bias);
+    }
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    if (lower) {
+      _tile_zero(2);
+      _tile_zero(3);
+    }
   }
   for (index_t s = 0; s < steps; ++s) {
     _tile_loadd(6, bp + s * step * nr, b_stride);
@@ -135,6 +157,15 @@ HYENA_KERNEL_INLINE void micro_tile_amx(index_t steps, const std::uint32_t* ap, 
       _tile_dpbf16ps(2, 5, 6);
       _tile_dpbf16ps(3, 5, 7);
     }
+  }
+  if (direct) {
+    _tile_stored(0, c, c_stride);
+    _tile_stored(1, c + 16, c_stride);
+    if (lower) {
+      _tile_stored(2, c + low, c_stride);
+      _tile_stored(3, c + low + 16, c_stride);
+    }
+    return;
   }
   alignas(64) float sums[32 * 32];
   _tile_stored(0, sums, b_stride);
