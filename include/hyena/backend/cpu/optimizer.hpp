@@ -10,7 +10,12 @@
 // the two double divisions and the square root per element made this loop 2% of a training
 // step (a perf profile of bench_train on a Zen 4 EPYC, docs/results.md section 5, run K).
 #pragma once
+#include <type_traits>
+
 #include <xsimd/xsimd.hpp>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "../context.hpp"
 #include "../optimizer.hpp"
@@ -38,7 +43,39 @@ V fused_multiply_add(V a, V b, V c) {
   return xsimd::fma(a, b, c);  // aarch64: a fused instruction
 }
 
-// adamw_update over one segment, vec::size elements at a time; the tail one at a time.
+#if defined(__AVX2__) && defined(__FMA__)
+// Float parameters with AVX2 and FMA: adamw_update four elements at a time in __m256d, each
+// loaded as four floats and widened (vcvtps2pd), narrowed again to store (vcvtpd2ps); the same
+// operations in the same order, so the same bits. xsimd 8 widens and narrows float lanes one at
+// a time, which made its loop below slower than cpu_ref's scalar one on a Sapphire Rapids Xeon
+// (one thread, the teacher's 858880 parameters: 5.7 ms against 3.0; this loop 1.5 ms; docs/results.md
+// section 5, run M). Returns the elements done (all but fewer than four).
+inline index_t adamw_floats_avx2(const adamw_hyper& h, const adamw_segment<float>& sg) {
+  const __m256d beta1 = _mm256_set1_pd(h.beta1), beta2 = _mm256_set1_pd(h.beta2);
+  const __m256d one_minus_beta1 = _mm256_set1_pd(1 - h.beta1), one_minus_beta2 = _mm256_set1_pd(1 - h.beta2);
+  const __m256d step = _mm256_set1_pd(sg.lr / h.bias_correction1), bc2 = _mm256_set1_pd(h.bias_correction2_sqrt);
+  const __m256d eps = _mm256_set1_pd(h.eps), decay = _mm256_set1_pd(sg.decay);
+  const __m128 grad_scale = _mm_set1_ps(float(h.grad_scale));
+  index_t i = 0;
+  for (; i + 4 <= sg.n; i += 4) {
+    const __m256d g = _mm256_cvtps_pd(_mm_mul_ps(_mm_loadu_ps(sg.grad + i), grad_scale));  // the clip in float
+    const __m256d m = _mm256_fmadd_pd(beta1, _mm256_cvtps_pd(_mm_loadu_ps(sg.m + i)), _mm256_mul_pd(one_minus_beta1, g));
+    const __m256d v = _mm256_fmadd_pd(beta2, _mm256_cvtps_pd(_mm_loadu_ps(sg.v + i)),
+                                      _mm256_mul_pd(_mm256_mul_pd(one_minus_beta2, g), g));
+    _mm_storeu_ps(sg.m + i, _mm256_cvtpd_ps(m));
+    _mm_storeu_ps(sg.v + i, _mm256_cvtpd_ps(v));
+    const __m256d update =
+        _mm256_div_pd(_mm256_mul_pd(step, m), _mm256_add_pd(_mm256_div_pd(_mm256_sqrt_pd(v), bc2), eps));
+    const __m256d p = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(sg.param + i)), decay,
+                                      _mm256_sub_pd(_mm256_setzero_pd(), update));
+    _mm_storeu_ps(sg.param + i, _mm256_cvtpd_ps(p));
+  }
+  return i;
+}
+#endif
+
+// adamw_update over one segment, vec::size elements at a time (float: adamw_floats_avx2's four
+// where it is built); the tail one at a time.
 template <class T>
 void adamw_segment_simd(const adamw_hyper& h, const adamw_segment<T>& sg) {
   constexpr index_t w = static_cast<index_t>(vec::size);
@@ -47,6 +84,9 @@ void adamw_segment_simd(const adamw_hyper& h, const adamw_segment<T>& sg) {
   const vec step(sg.lr / h.bias_correction1), bc2(h.bias_correction2_sqrt), eps(h.eps), decay(sg.decay);
   alignas(64) T scaled[w];
   index_t i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr (std::is_same_v<T, float>) i = adamw_floats_avx2(h, sg);
+#endif
   for (; i + w <= sg.n; i += w) {
     // The clip factor in T, as adamw_update applies it (a float product, then widened).
     for (index_t j = 0; j < w; ++j) scaled[j] = sg.grad[i + j] * grad_scale;
