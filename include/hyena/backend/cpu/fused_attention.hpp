@@ -42,19 +42,22 @@ struct worker {
 };
 
 // The products of one thread's task, in fp32 or, when `pairs` (matmul_precision::medium with
-// bf16 products built in), with bf16 inputs: pack packs op(B) (k x n) into `fp32` and, for bf16,
-// converts it into `paired`; multiply runs multiply_rows or multiply_rows_bf16 (gemm_amx.hpp) on it.
+// bf16 products built in), with bf16 inputs: pack packs op(B) (k x n) into `fp32`, or for bf16
+// into `paired`; multiply runs multiply_rows or multiply_rows_bf16 (gemm_amx.hpp) on it.
 template <class T>
 struct block_products {
   bool pairs;
   worker<T>& w;
   static index_t panels(index_t n) { return (n + gemm_detail::tile<T>::nr - 1) / gemm_detail::tile<T>::nr; }
   void pack(gemm_detail::operand<T> b, index_t k, index_t n, T* fp32, std::uint32_t* paired) const {
-    gemm_detail::pack_b(b, k, n, 0, panels(n), fp32);
 #if HYENA_HAS_BF16_PRODUCT
     if constexpr (std::is_same_v<T, float>)
-      if (pairs) gemm_detail::pack_b_bf16(fp32, k, 0, panels(n), paired);
+      if (pairs) {
+        gemm_detail::pack_b_pairs(b, k, n, 0, panels(n), paired);
+        return;
+      }
 #endif
+    gemm_detail::pack_b(b, k, n, 0, panels(n), fp32);
   }
   void multiply(triangle tri, index_t m, index_t n, index_t k, T alpha, gemm_detail::operand<T> a, const T* fp32,
                 const std::uint32_t* paired, index_t ldp, T beta, T* c, index_t ldc, index_t diag) const {

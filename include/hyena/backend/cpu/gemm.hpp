@@ -29,9 +29,8 @@ struct gemm_scratch {
       const index_t e = gemm_detail::tile<T>::mc * gemm_detail::tile<T>::kc;
       if (static_cast<index_t>(apack.size()) < e) apack.resize(e);
     }
-    // Room for k x n of B packed in fp32 and then as depth pairs, and a block of A as pairs.
+    // Room for k x n of B and a block of A as depth pairs (gemm_bf16.hpp).
     void reserve_pairs(index_t k, index_t n) {
-      reserve(gemm_detail::packed_size<T>(k, n));
       const index_t pairs = gemm_detail::packed_pairs_size(k, n);
       if (static_cast<index_t>(packed_pairs.size()) < pairs) packed_pairs.resize(pairs);
       if (static_cast<index_t>(apack_pairs.size()) < gemm_detail::apack_pairs_size)
@@ -81,25 +80,27 @@ struct cpu_gemm_ops : Base {
     using namespace gemm_detail;
     const int threads = static_cast<int>(std::min<index_t>(ctx.threads(), batch));
     auto& scratch = ctx.state<gemm_scratch<T>>();
-    for (int t = 0; t < threads; ++t) scratch.at(t, threads).reserve(packed_size<T>(k, n));
     const index_t panels = (n + tile<T>::nr - 1) / tile<T>::nr;
     const bool pairs = bf16_products<T>(ctx);
-    if (pairs)
-      for (int t = 0; t < threads; ++t) scratch.at(t, threads).reserve_pairs(k, n);
+    for (int t = 0; t < threads; ++t) {
+      if (pairs) scratch.at(t, threads).reserve_pairs(k, n);
+      else scratch.at(t, threads).reserve(packed_size<T>(k, n));
+    }
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (index_t i = 0; i < batch; ++i) {
       auto& buf = scratch.threads[thread_index()];
       const auto A = operand<T>::of(a + i * stride_a, lda, trans_a);
-      pack_b(operand<T>::of(b + i * stride_b, ldb, trans_b), k, n, 0, panels, buf.packed.data());
+      const auto B = operand<T>::of(b + i * stride_b, ldb, trans_b);
 #if HYENA_HAS_BF16_PRODUCT
       if constexpr (std::is_same_v<T, float>)
         if (pairs) {
-          pack_b_bf16(buf.packed.data(), k, 0, panels, buf.packed_pairs.data());
+          pack_b_pairs(B, k, n, 0, panels, buf.packed_pairs.data());
           multiply_rows_bf16(tri, 0, m, n, k, alpha, A, buf.packed_pairs.data(), k, beta, c + i * stride_c, ldc,
                              buf.apack_pairs.data());
           continue;
         }
 #endif
+      pack_b(B, k, n, 0, panels, buf.packed.data());
       multiply_rows(tri, 0, m, n, k, alpha, A, buf.packed.data(), k, beta, c + i * stride_c, ldc, buf.apack.data());
     }
   }
@@ -226,13 +227,14 @@ struct cpu_gemm_ops : Base {
 
 #if HYENA_HAS_BF16_PRODUCT
   // product and split_depth with bf16 inputs and fp32 sums (gemm_bf16.hpp): the same division of
-  // the work among threads (rows, or the depth when by_depth), B packed in fp32 and then into
-  // depth pairs, A packed a block at a time.
+  // the work among threads (rows, or the depth when by_depth), B packed straight into depth pairs,
+  // A packed a block at a time. Rows are dealt in the kernel's tiles (AMX: 32, vdpbf16ps: 8).
   static void product_bf16(host_context& ctx, int threads, bool by_depth, triangle tri, gemm_detail::operand<float> A,
                            gemm_detail::operand<float> B, index_t m, index_t n, index_t k, float alpha, float beta,
                            float* c, index_t ldc, const float* bias) {
     using namespace gemm_detail;
-    constexpr index_t kc = tile<float>::kc, mr = tile<float>::mr;
+    constexpr index_t kc = tile<float>::kc;
+    const index_t mr = bf16_tile_rows();
     const index_t panels = (n + tile<float>::nr - 1) / tile<float>::nr, row_blocks = (m + mr - 1) / mr;
     auto& scratch = ctx.state<gemm_scratch<float>>();
     for (int t = 0; t < threads; ++t) {
@@ -255,8 +257,7 @@ struct cpu_gemm_ops : Base {
         for (index_t blk = b_lo; blk < b_hi; ++blk) {
           const index_t p0 = blk * kc, depth = std::min(kc, k - p0);
           const operand<float> a_part{A.data + p0 * A.cs, A.rs, A.cs}, b_part{B.data + p0 * B.rs, B.rs, B.cs};
-          pack_b(b_part, depth, n, 0, panels, buf.packed.data());
-          pack_b_bf16(buf.packed.data(), depth, 0, panels, buf.packed_pairs.data());
+          pack_b_pairs(b_part, depth, n, 0, panels, buf.packed_pairs.data());
           const float b = blk > b_lo ? 1.0f : t == 0 ? beta : 0.0f;
           multiply_rows_bf16(triangle::none, 0, m, n, depth, alpha, a_part, buf.packed_pairs.data(), depth, b, out,
                              ldo, buf.apack_pairs.data());
@@ -267,8 +268,7 @@ struct cpu_gemm_ops : Base {
         auto& shared = scratch.threads[0];
         const index_t pchunk = (panels + nt - 1) / nt, p_lo = std::min(panels, t * pchunk),
                       p_hi = std::min(panels, (t + 1) * pchunk);
-        pack_b(B, k, n, p_lo, p_hi, shared.packed.data());
-        pack_b_bf16(shared.packed.data(), k, p_lo, p_hi, shared.packed_pairs.data());
+        pack_b_pairs(B, k, n, p_lo, p_hi, shared.packed_pairs.data());
 #pragma omp barrier
         // As product: halves of the rows, or with a triangle, blocks of rows in turn.
         const index_t step = tri == triangle::none ? (row_blocks + nt - 1) / nt : 1;

@@ -3,7 +3,7 @@
 //
 // AMX adds eight tile registers of up to 16 rows x 64 bytes and tdpbf16ps, which multiplies a
 // 16 x 32 tile of bf16 A by a 32 x 16 tile of bf16 B, held as 16 rows of depth pairs (the pairs
-// pack_b_bf16 writes), into a 16 x 16 fp32 tile of C: 16384 FLOP an instruction. It matters on
+// pack_b_pairs writes), into a 16 x 16 fp32 tile of C: 16384 FLOP an instruction. It matters on
 // such a Xeon because vdpbf16ps there runs at half the fp32 FMA rate (bench_gemm --peak-only on
 // two cores: 243 against 476 GFLOP/s, docs/results.md section 5, run M), so medium precision
 // on vdpbf16ps alone would be slower than fp32.
@@ -11,7 +11,7 @@
 // The micro-kernel keeps a 32 x 32 block of C in tiles 0-3 and walks the depth 32 at a time:
 // two tiles of A (4, 5: rows 0-15, 16-31), two of B (6, 7: columns 0-15, 16-31), four
 // tdpbf16ps. A is packed row-major in bf16, each row's depth pairs padded with zeros to whole
-// steps; B is pack_b_bf16's panel, read 64 bytes of its 128-byte rows at a time. The fp32 sums
+// steps; B is pack_b_pairs's panel, read 64 bytes of its 128-byte rows at a time. The fp32 sums
 // leave through a 4 KB buffer into store_tile, the epilogue every kernel shares.
 // Like vdpbf16ps, tdpbf16ps rounds nothing but its fp32 sums; unlike it, it flushes denormals
 // (Intel's ISA reference), which changes nothing at the tolerances of fp32 sums of bf16 inputs.
@@ -74,7 +74,6 @@ struct alignas(64) tile_config {
 inline void pack_a_amx(operand<float> a, index_t i_lo, index_t i_hi, index_t p_lo, index_t p_hi, std::uint32_t* out) {
   const index_t depth = p_hi - p_lo, ld = padded_pairs(depth);
   const index_t padded_rows = (i_hi - i_lo + amx_tile::mr - 1) / amx_tile::mr * amx_tile::mr;
-  const auto first_n = [](index_t n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); };
   if (a.cs == 1) {
     for (index_t r = 0; r < padded_rows; ++r) {
       std::uint32_t* row = out + r * ld;
@@ -85,8 +84,8 @@ inline void pack_a_amx(operand<float> a, index_t i_lo, index_t i_hi, index_t p_l
       const float* src = a.data + (i_lo + r) * a.rs + p_lo;
       for (index_t q = 0; q < ld; q += 16) {  // 32 depths: one vector of 16 pairs
         const index_t left = depth - 2 * q;
-        const __m512 x0 = _mm512_maskz_loadu_ps(first_n(left), src + 2 * q),
-                     x1 = _mm512_maskz_loadu_ps(first_n(left - 16), src + 2 * q + 16);
+        const __m512 x0 = _mm512_maskz_loadu_ps(first_lanes(left), src + 2 * q),
+                     x1 = _mm512_maskz_loadu_ps(first_lanes(left - 16), src + 2 * q + 16);
         _mm512_store_si512(row + q, as_si(_mm512_cvtne2ps_pbh(x1, x0)));
       }
     }
@@ -94,7 +93,7 @@ inline void pack_a_amx(operand<float> a, index_t i_lo, index_t i_hi, index_t p_l
   }
   alignas(64) std::uint32_t by_pair[16 * 16];  // [pair][row]
   for (index_t r0 = 0; r0 < padded_rows; r0 += 16) {
-    const __mmask16 live = first_n(i_hi - (i_lo + r0));
+    const __mmask16 live = first_lanes(i_hi - (i_lo + r0));
     for (index_t q0 = 0; q0 < ld; q0 += 16) {
       for (index_t q = 0; q < 16; ++q) {
         const index_t p = 2 * (q0 + q);
@@ -230,6 +229,14 @@ inline void multiply_rows_bf16(triangle tri, index_t m_lo, index_t m_hi, index_t
   }
 #endif
   multiply_rows_dpbf16(tri, m_lo, m_hi, n, k, alpha, a, packed, ldp, beta, c, ldc, apack, diag, bias);
+}
+
+// Rows of C one micro-tile of multiply_rows_bf16 holds: the unit a caller deals rows to threads in.
+inline index_t bf16_tile_rows() {
+#if HYENA_HAS_AMX
+  if (use_amx()) return amx_tile::mr;
+#endif
+  return tile<float>::mr;
 }
 
 }  // namespace hyena::backend::gemm_detail

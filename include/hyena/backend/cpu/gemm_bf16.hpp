@@ -61,22 +61,51 @@ inline __m256i interleave_rows8(__m256i x) {
   return _mm256_permutexvar_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(order)), x);
 }
 
-// Panels [lo, hi) of op(B), already packed in fp32 by pack_b (panel jp: k rows of NR values at
-// packed + jp * k * NR), as depth pairs: panel jp's pair q is NR units at out + (jp * kp + q) * NR,
-// kp = padded_pairs(k), the pairs past k zero.
-inline void pack_b_bf16(const float* packed, index_t k, index_t lo, index_t hi, std::uint32_t* out) {
+// A mask of the first n of 16 lanes (none for n <= 0, all for n >= 16): the loads of a row's tail.
+inline __mmask16 first_lanes(index_t n) {
+  return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
+}
+
+// Panels [lo, hi) of op(B) (k x n) as depth pairs, straight from B: panel jp's pair q is NR units
+// at out + (jp * kp + q) * NR, kp = padded_pairs(k), zero past column n and past depth k.
+// B in rows (the activations of a weight gradient, a weight in an input gradient) converts two
+// rows at a time and interleaves them. B transposed (W^T in a layer's forward, the keys in
+// attention) has each column's depths contiguous: 16 columns x 32 depths convert as they lie,
+// and a 16 x 16 transpose of the pairs puts them in panel order.
+inline void pack_b_pairs(operand<float> b, index_t k, index_t n, index_t lo, index_t hi, std::uint32_t* out) {
   constexpr index_t nr = tile<float>::nr;
   const index_t kp = padded_pairs(k), live = (k + 1) / 2;
   for (index_t jp = lo; jp < hi; ++jp) {
-    const float* src = packed + jp * k * nr;
     std::uint32_t* dst = out + jp * kp * nr;
-    for (index_t q = 0; q < live; ++q) {
-      const float* even = src + 2 * q * nr;
-      const bool has_odd = 2 * q + 1 < k;
-      for (index_t h = 0; h < nr; h += 16) {
-        const __m512 e = _mm512_load_ps(even + h), o = has_odd ? _mm512_load_ps(even + nr + h) : _mm512_setzero_ps();
-        _mm512_store_si512(dst + q * nr + h, interleave_rows16(as_si(_mm512_cvtne2ps_pbh(o, e))));
+    const index_t j0 = jp * nr, cols = std::min(nr, n - j0);
+    if (b.cs == 1) {
+      for (index_t q = 0; q < live; ++q) {
+        const float* even = b.data + 2 * q * b.rs + j0;
+        const bool has_odd = 2 * q + 1 < k;
+        for (index_t h = 0; h < nr; h += 16) {
+          const __mmask16 m = first_lanes(cols - h);
+          const __m512 e = _mm512_maskz_loadu_ps(m, even + h),
+                       o = has_odd ? _mm512_maskz_loadu_ps(m, even + b.rs + h) : _mm512_setzero_ps();
+          _mm512_store_si512(dst + q * nr + h, interleave_rows16(as_si(_mm512_cvtne2ps_pbh(o, e))));
+        }
       }
+    } else {
+      alignas(64) std::uint32_t by_column[16 * 16];  // [column][pair]
+      for (index_t h = 0; h < nr; h += 16)
+        for (index_t q0 = 0; q0 < live; q0 += 16) {
+          for (index_t c = 0; c < 16; ++c) {
+            __m512i units = _mm512_setzero_si512();
+            if (h + c < cols) {
+              const float* src = b.data + (j0 + h + c) * b.cs + 2 * q0;  // (b.rs == 1)
+              const __m512 x0 = _mm512_maskz_loadu_ps(first_lanes(k - 2 * q0), src),
+                           x1 = _mm512_maskz_loadu_ps(first_lanes(k - 2 * q0 - 16), src + 16);
+              units = as_si(_mm512_cvtne2ps_pbh(x1, x0));
+            }
+            _mm512_store_si512(by_column + c * 16, units);
+          }
+          // (transpose_block moves 32-bit values; a pair is one)
+          transpose_block(reinterpret_cast<const float*>(by_column), 16, reinterpret_cast<float*>(dst + q0 * nr + h), nr);
+        }
     }
     std::fill(dst + live * nr, dst + kp * nr, 0u);
   }
@@ -90,7 +119,6 @@ inline void pack_b_bf16(const float* packed, index_t k, index_t lo, index_t hi, 
 inline void pack_a_bf16(operand<float> a, index_t i_lo, index_t i_hi, index_t p_lo, index_t p_hi, std::uint32_t* out) {
   constexpr index_t mr = tile<float>::mr;
   const index_t depth = p_hi - p_lo, dp = (depth + 1) / 2;
-  const auto first_n = [](index_t n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); };
   for (index_t i0 = i_lo; i0 < i_hi; i0 += mr) {
     std::uint32_t* dst = out + (i0 - i_lo) / mr * mr * dp;
     const index_t rows = std::min(mr, i_hi - i0);
@@ -104,9 +132,9 @@ inline void pack_a_bf16(operand<float> a, index_t i_lo, index_t i_hi, index_t p_
         const float* src = a.data + (i0 + r) * a.rs + p_lo;
         for (index_t q = 0; q < dp; q += 16) {  // 32 depths: one vector of 16 pairs
           const index_t left = depth - 2 * q;
-          const __m512 x0 = _mm512_maskz_loadu_ps(first_n(left), src + 2 * q),
-                       x1 = _mm512_maskz_loadu_ps(first_n(left - 16), src + 2 * q + 16);
-          _mm512_mask_storeu_epi32(row + q, first_n(dp - q), as_si(_mm512_cvtne2ps_pbh(x1, x0)));
+          const __m512 x0 = _mm512_maskz_loadu_ps(first_lanes(left), src + 2 * q),
+                       x1 = _mm512_maskz_loadu_ps(first_lanes(left - 16), src + 2 * q + 16);
+          _mm512_mask_storeu_epi32(row + q, first_lanes(dp - q), as_si(_mm512_cvtne2ps_pbh(x1, x0)));
         }
       }
     } else {
@@ -153,7 +181,7 @@ HYENA_KERNEL_INLINE void micro_tile_bf16(index_t pairs, const std::uint32_t* ap,
 
 // Rows [m_lo, m_hi) of C = alpha * op(A) * op(B) + beta * C (+ bias, n values or null), as
 // multiply_rows (gemm_kernel.hpp), the triangle hints and the shifted diagonal included: op(B)
-// (k x n) packed by pack_b_bf16 from panels ldp >= k deep (their first k rows used), A packed here
+// (k x n) packed by pack_b_pairs as panels ldp >= k deep (their first k rows used), A packed here
 // one MC x KC block at a time into apack (apack_pairs_size units). walk_tiles widens a triangle's
 // depth range to whole pairs. The vdpbf16ps kernel; multiply_rows_bf16 (gemm_amx.hpp) picks it
 // where AMX cannot run.
