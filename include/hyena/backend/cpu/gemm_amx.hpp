@@ -75,20 +75,8 @@ inline void pack_a_amx(operand<float> a, index_t i_lo, index_t i_hi, index_t p_l
   const index_t depth = p_hi - p_lo, ld = padded_pairs(depth);
   const index_t padded_rows = (i_hi - i_lo + amx_tile::mr - 1) / amx_tile::mr * amx_tile::mr;
   if (a.cs == 1) {
-    for (index_t r = 0; r < padded_rows; ++r) {
-      std::uint32_t* row = out + r * ld;
-      if (i_lo + r >= i_hi) {
-        std::fill(row, row + ld, 0u);
-        continue;
-      }
-      const float* src = a.data + (i_lo + r) * a.rs + p_lo;
-      for (index_t q = 0; q < ld; q += 16) {  // 32 depths: one vector of 16 pairs
-        const index_t left = depth - 2 * q;
-        const __m512 x0 = _mm512_maskz_loadu_ps(first_lanes(left), src + 2 * q),
-                     x1 = _mm512_maskz_loadu_ps(first_lanes(left - 16), src + 2 * q + 16);
-        _mm512_store_si512(row + q, as_si(_mm512_cvtne2ps_pbh(x1, x0)));
-      }
-    }
+    for (index_t r = 0; r < padded_rows; ++r)
+      pack_row_pairs(i_lo + r < i_hi ? a.data + (i_lo + r) * a.rs + p_lo : nullptr, depth, out + r * ld, ld);
     return;
   }
   alignas(64) std::uint32_t by_pair[16 * 16];  // [pair][row]

@@ -111,6 +111,21 @@ inline void pack_b_pairs(operand<float> b, index_t k, index_t n, index_t lo, ind
   }
 }
 
+// One row of A as bf16 depth pairs: `units` pairs at row (units >= ceil(depth / 2)) from `depth`
+// contiguous values at src, zero past them; all zero where src is null (a row of padding).
+HYENA_KERNEL_INLINE void pack_row_pairs(const float* src, index_t depth, std::uint32_t* row, index_t units) {
+  if (!src) {
+    std::fill(row, row + units, 0u);
+    return;
+  }
+  for (index_t q = 0; q < units; q += 16) {  // 32 depths: one vector of 16 pairs
+    const index_t left = depth - 2 * q;
+    const __m512 x0 = _mm512_maskz_loadu_ps(first_lanes(left), src + 2 * q),
+                 x1 = _mm512_maskz_loadu_ps(first_lanes(left - 16), src + 2 * q + 16);
+    _mm512_mask_storeu_epi32(row + q, first_lanes(units - q), as_si(_mm512_cvtne2ps_pbh(x1, x0)));
+  }
+}
+
 // Rows [i_lo, i_hi) x depths [p_lo, p_hi) of op(A) as micro-panels of MR rows, dp = ceil(depth / 2)
 // pairs each, panel at out + (i0 - i_lo) / MR * MR * dp. A in rows (depth contiguous, a.cs == 1)
 // keeps that order: row r's pair q at r * dp + q, each row converted as one stream. A transposed
@@ -123,20 +138,8 @@ inline void pack_a_bf16(operand<float> a, index_t i_lo, index_t i_hi, index_t p_
     std::uint32_t* dst = out + (i0 - i_lo) / mr * mr * dp;
     const index_t rows = std::min(mr, i_hi - i0);
     if (a.cs == 1) {
-      for (index_t r = 0; r < mr; ++r) {
-        std::uint32_t* row = dst + r * dp;
-        if (r >= rows) {
-          std::fill(row, row + dp, 0u);
-          continue;
-        }
-        const float* src = a.data + (i0 + r) * a.rs + p_lo;
-        for (index_t q = 0; q < dp; q += 16) {  // 32 depths: one vector of 16 pairs
-          const index_t left = depth - 2 * q;
-          const __m512 x0 = _mm512_maskz_loadu_ps(first_lanes(left), src + 2 * q),
-                       x1 = _mm512_maskz_loadu_ps(first_lanes(left - 16), src + 2 * q + 16);
-          _mm512_mask_storeu_epi32(row + q, first_lanes(dp - q), as_si(_mm512_cvtne2ps_pbh(x1, x0)));
-        }
-      }
+      for (index_t r = 0; r < mr; ++r)
+        pack_row_pairs(r < rows ? a.data + (i0 + r) * a.rs + p_lo : nullptr, depth, dst + r * dp, dp);
     } else {
       const __mmask8 live = static_cast<__mmask8>((1u << rows) - 1);
       for (index_t q = 0; q < dp; ++q) {
