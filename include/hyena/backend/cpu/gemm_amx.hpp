@@ -11,8 +11,9 @@
 // The micro-kernel keeps a 32 x 32 block of C in tiles 0-3 and walks the depth 32 at a time:
 // two tiles of A (4, 5: rows 0-15, 16-31), two of B (6, 7: columns 0-15, 16-31), four
 // tdpbf16ps. A is packed row-major in bf16, each row's depth pairs padded with zeros to whole
-// steps; B is pack_b_pairs's panel, read 64 bytes of its 128-byte rows at a time. The fp32 sums
-// leave through a 4 KB buffer into store_tile, the epilogue every kernel shares.
+// steps; B is pack_b_pairs's panel, read 64 bytes of its 128-byte rows at a time. Whole tiles
+// with alpha 1 are stored straight into C; the others leave through a 4 KB buffer into
+// store_tile, the epilogue every kernel shares.
 // Like vdpbf16ps, tdpbf16ps rounds nothing but its fp32 sums; unlike it, it flushes denormals
 // (Intel's ISA reference), which changes nothing at the tolerances of fp32 sums of bf16 inputs.
 //
