@@ -76,25 +76,28 @@ struct workers {
   std::vector<worker<T>> all;
 };
 
-// Row i of a block starting at query t0 sees keys [0, t0 + i]: the scores become
-// probabilities in place (max subtracted, sum in double), zero beyond, and lse[i] is set.
+// Row i of a block starting at query t0 sees keys [0, t0 + i]: the raw scores q.k become
+// probabilities of the scaled scores in place (scale applied here, so the product that wrote
+// them runs with alpha 1 and its tiles go straight to memory; max subtracted, sum in double),
+// zero beyond, and lse[i], of the scaled scores, is set.
 template <class T>
-void softmax_rows(index_t rows, index_t t0, index_t kend, T* s, index_t lds, T* lse) {
+void softmax_rows(index_t rows, index_t t0, index_t kend, T* s, index_t lds, T scale, T* lse) {
   using batch = xsimd::batch<T>;
   constexpr index_t w = static_cast<index_t>(batch::size);
   for (index_t i = 0; i < rows; ++i) {
     T* r = s + i * lds;
     const index_t n = t0 + i + 1;
     index_t j = 0;
-    batch vmax(r[0]);
-    for (; j + w <= n; j += w) vmax = xsimd::max(vmax, batch::load_unaligned(r + j));
+    batch vmax(r[0] * scale);
+    for (; j + w <= n; j += w) vmax = xsimd::max(vmax, batch::load_unaligned(r + j) * scale);
     alignas(64) T lanes[w];
     vmax.store_aligned(lanes);
     T mx = *std::max_element(lanes, lanes + w);
-    for (; j < n; ++j) mx = std::max(mx, r[j]);
+    for (; j < n; ++j) mx = std::max(mx, r[j] * scale);
     // exp over whole vectors, past n where the row has room (those lanes are zeroed next).
-    for (j = 0; j < n && j + w <= lds; j += w) xsimd::exp(batch::load_unaligned(r + j) - mx).store_unaligned(r + j);
-    for (; j < n; ++j) r[j] = std::exp(r[j] - mx);
+    for (j = 0; j < n && j + w <= lds; j += w)
+      xsimd::exp(batch::load_unaligned(r + j) * scale - mx).store_unaligned(r + j);
+    for (; j < n; ++j) r[j] = std::exp(r[j] * scale - mx);
     std::fill(r + n, r + std::min(kend, j), T(0));
     const double sum = attention_detail::blocked_dot<T>(r, nullptr, n);
     const T inv = static_cast<T>(1.0 / sum);
@@ -105,17 +108,19 @@ void softmax_rows(index_t rows, index_t t0, index_t kend, T* s, index_t lds, T* 
   }
 }
 
-// p = exp(s - lse) on row i's keys [0, t0 + i], zero beyond (backward's rebuild).
+// p = exp(scale * s - lse) on row i's keys [0, t0 + i], zero beyond (backward's rebuild, from raw
+// scores as softmax_rows takes them).
 template <class T>
-void probabilities_from_lse(index_t rows, index_t t0, index_t kend, T* s, index_t lds, const T* lse) {
+void probabilities_from_lse(index_t rows, index_t t0, index_t kend, T* s, index_t lds, T scale, const T* lse) {
   using batch = xsimd::batch<T>;
   constexpr index_t w = static_cast<index_t>(batch::size);
   for (index_t i = 0; i < rows; ++i) {
     T* r = s + i * lds;
     const index_t n = t0 + i + 1;
     index_t j = 0;
-    for (; j < n && j + w <= lds; j += w) xsimd::exp(batch::load_unaligned(r + j) - lse[i]).store_unaligned(r + j);
-    for (; j < n; ++j) r[j] = std::exp(r[j] - lse[i]);
+    for (; j < n && j + w <= lds; j += w)
+      xsimd::exp(batch::load_unaligned(r + j) * scale - lse[i]).store_unaligned(r + j);
+    for (; j < n; ++j) r[j] = std::exp(r[j] * scale - lse[i]);
     std::fill(r + n, r + kend, T(0));
   }
 }
@@ -148,10 +153,10 @@ struct cpu_fused_attention_ops : Base {
       prod.pack(operand<T>::of(v, qkv_row, false), L, D, w.v_rows.data(), w.v_rows2.data());
       for (index_t t0 = 0; t0 < L; t0 += block) {
         const index_t n_rows = std::min(block, L - t0), kend = t0 + n_rows;
-        // scores of the block (only keys <= query are computed), softmax, then P v
-        prod.multiply(triangle::c_lower, n_rows, kend, D, scale, operand<T>::of(q + t0 * qkv_row, qkv_row, false),
+        // scores of the block (only keys <= query are computed; scaled in the softmax), softmax, then P v
+        prod.multiply(triangle::c_lower, n_rows, kend, D, T(1), operand<T>::of(q + t0 * qkv_row, qkv_row, false),
                       w.k_t.data(), w.k_t2.data(), D, T(0), w.s.data(), L, t0);
-        fused_attention_detail::softmax_rows(n_rows, t0, kend, w.s.data(), L, lse + (b * heads + h) * L + t0);
+        fused_attention_detail::softmax_rows(n_rows, t0, kend, w.s.data(), L, scale, lse + (b * heads + h) * L + t0);
         prod.multiply(triangle::a_lower, n_rows, D, kend, T(1), operand<T>::of(w.s.data(), L, false), w.v_rows.data(),
                       w.v_rows2.data(), L, T(0), out + (b * L + t0) * out_row + h * D, out_row, t0);
       }
@@ -193,9 +198,9 @@ struct cpu_fused_attention_ops : Base {
         for (index_t t0 = 0; t0 < L; t0 += block) {
           const index_t n = std::min(block, L - t0), kend = t0 + n;
           T *p = w.s.data(), *ds = w.ds.data();
-          prod.multiply(triangle::c_lower, n, kend, D, scale, operand<T>::of(q + t0 * qkv_row, qkv_row, false),
+          prod.multiply(triangle::c_lower, n, kend, D, T(1), operand<T>::of(q + t0 * qkv_row, qkv_row, false),
                         w.k_t.data(), w.k_t2.data(), D, T(0), p, L, t0);
-          fused_attention_detail::probabilities_from_lse(n, t0, kend, p, L, row_lse + t0);
+          fused_attention_detail::probabilities_from_lse(n, t0, kend, p, L, scale, row_lse + t0);
           prod.multiply(triangle::c_lower, n, kend, D, T(1), operand<T>::of(dO + t0 * out_row, out_row, false),
                         w.v_t.data(), w.v_t2.data(), D, T(0), ds, L, t0);
           // ds = p * (dp - dO . o) * scale, zero above the diagonal (p is zero there)
