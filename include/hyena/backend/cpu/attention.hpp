@@ -161,7 +161,8 @@ struct cpu_attention_ops : Base {
             if (i < half) {  // the rest (all of it for Pythia's 8 of 32 dimensions): one masked vector
               const __mmask16 m = static_cast<__mmask16>((1u << (half - i)) - 1);
               const __m512 x1 = _mm512_maskz_loadu_ps(m, v + i), x2 = _mm512_maskz_loadu_ps(m, v + half + i);
-              const __m512 cv = _mm512_maskz_loadu_ps(m, c + i), sv = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + i), _mm512_set1_ps(sign));
+              const __m512 cv = _mm512_maskz_loadu_ps(m, c + i),
+                           sv = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + i), _mm512_set1_ps(sign));
               _mm512_mask_storeu_ps(v + i, m, _mm512_sub_ps(_mm512_mul_ps(x1, cv), _mm512_mul_ps(x2, sv)));
               _mm512_mask_storeu_ps(v + half + i, m, _mm512_add_ps(_mm512_mul_ps(x2, cv), _mm512_mul_ps(x1, sv)));
               i = half;

@@ -247,13 +247,15 @@ struct cpu_fused_attention_ops : Base {
     using W = fused_attention_detail::worker<T>;
     W::grow(w.s, block * L);
     W::grow(w.ds, block * L);
-    W::grow(w.k_t, packed_size<T>(D, L));
-    W::grow(w.v_t, packed_size<T>(D, L));
-    W::grow(w.k_rows, packed_size<T>(L, D));
-    W::grow(w.v_rows, packed_size<T>(L, D));
-    W::grow(w.small, packed_size<T>(block, D));
-    W::grow(w.apack, tile<T>::mc * tile<T>::kc);
-    if (!pairs) return;
+    if (!pairs) {  // fp32 packs; bf16 products pack straight into pairs and use only those below
+      W::grow(w.k_t, packed_size<T>(D, L));
+      W::grow(w.v_t, packed_size<T>(D, L));
+      W::grow(w.k_rows, packed_size<T>(L, D));
+      W::grow(w.v_rows, packed_size<T>(L, D));
+      W::grow(w.small, packed_size<T>(block, D));
+      W::grow(w.apack, tile<T>::mc * tile<T>::kc);
+      return;
+    }
     W::grow(w.k_t2, packed_pairs_size(D, L));
     W::grow(w.v_t2, packed_pairs_size(D, L));
     W::grow(w.k_rows2, packed_pairs_size(L, D));
