@@ -8,9 +8,12 @@
 OLD and NEW are commits (NEW defaults to HEAD); BENCH is a target of benchmarks/ that prints JSON
 lines (bench_train, bench_operator). Each commit's tree is exported with `git archive` and its
 BENCH built in Release under DIR/<commit> (default /tmp/hyena-ab; a build is reused when its
-binary exists). Then each round runs old, then new, each a fresh process. On this project's
-2-core VMs single runs move by 10-30% (docs/results.md section 5), so only the alternation's
-medians and the spread of the per-round ratios are worth quoting.
+binary exists). Then each round runs both, each a fresh process, old first in odd rounds and new
+first in even ones, so that any effect of running second cancels; use an even number of rounds.
+On this project's 2-core VMs single runs move by 10-30% (docs/results.md section 5), so only the
+alternation's medians and the spread of the per-round ratios are worth quoting, and even those
+are uncertain by a few percent: two A/A runs of 10 rounds (one commit against itself, teacher
+step) gave 0.972 and 0.964 on the Zen 4 VM of 2026-12-02 (docs/results.md section 5, run N).
 
 Prints, for every timing field of every JSON line (a field ending in _ms: lower is better), the
 median of each side, the median of the per-round ratios old / new (above 1: NEW is faster) and
@@ -82,7 +85,7 @@ def main():
     exes = [build(c, bench[0], a.work) for c in commits]
     samples = [[], []]
     for r in range(a.rounds):
-        for side in (0, 1):
+        for side in ((0, 1) if r % 2 == 0 else (1, 0)):
             samples[side].append(run(exes[side], bench[1:]))
         print(f"ab_commits: round {r + 1}/{a.rounds} done", file=sys.stderr)
     print(f"`{' '.join(bench)}`, {a.rounds} alternating rounds; old {commits[0][:10]}, new {commits[1][:10]}\n")
