@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
+#include <tuple>
 #include <limits>
 #include <vector>
 
@@ -198,4 +200,38 @@ TEST_CASE("gemm: a split depth's partial sums start afresh on every call (the bu
   int bad = 0;
   for (index_t i = 0; i < m * n; ++i) bad += !(std::abs(c_fast[i] - c_ref[i]) <= 1e-4 * (1 + std::abs(c_ref[i])));
   CHECK(bad == 0);
+}
+
+TEST_CASE("gemm: rows dealt to threads on demand give the same bits on any number of threads") {
+  // Each row is one thread's whole work, whichever thread takes it: one thread and two and three
+  // (several calls each, so the deal differs) must agree bit for bit. C starts as NaN, so a row
+  // dealt to no thread shows too. Triangles deal one block at a time.
+  rng r(11);
+  for (const auto& [m, n, k, tri] : {std::tuple<index_t, index_t, index_t, triangle>{1000, 130, 70, triangle::none},
+                                     {333, 96, 200, triangle::none},
+                                     {300, 300, 40, triangle::c_lower}}) {
+    auto a = randn<float>(m * k, r), b = randn<float>(k * n, r), bias = randn<float>(n, r);
+    const auto run = [&](int threads, backend::matmul_precision p) {
+      backend::host_context ctx(threads);
+      ctx.set_float32_matmul_precision(p);
+      std::vector<float> c(m * n, std::numeric_limits<float>::quiet_NaN());
+      if (tri == triangle::none)
+        cpu::gemm_bias(ctx, false, false, m, n, k, a.data(), k, b.data(), n, bias.data(), c.data(), n);
+      else
+        cpu::gemm(ctx, false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n, tri);
+      if (tri == triangle::c_lower)  // above the diagonal C is unspecified
+        for (index_t i = 0; i < m; ++i) std::fill(c.begin() + i * n + std::min(n, i + 1), c.begin() + (i + 1) * n, 0.0f);
+      return c;
+    };
+    for (auto p : {backend::matmul_precision::highest, backend::matmul_precision::medium}) {
+      const auto one = run(1, p);
+      int nans = 0;
+      for (float x : one) nans += std::isnan(x);
+      CHECK(nans == 0);
+      for (int threads : {2, 3, 2, 3}) {
+        INFO("m ", m, " n ", n, " k ", k, " threads ", threads, " precision ", int(p));
+        CHECK(std::memcmp(run(threads, p).data(), one.data(), one.size() * sizeof(float)) == 0);
+      }
+    }
+  }
 }
