@@ -202,10 +202,10 @@ TEST_CASE("gemm: a split depth's partial sums start afresh on every call (the bu
   CHECK(bad == 0);
 }
 
-TEST_CASE("gemm: rows dealt to threads on demand give the same bits on any number of threads") {
-  // Each row is one thread's whole work, whichever thread takes it: one thread and two and three
-  // (several calls each, so the deal differs) must agree bit for bit. C starts as NaN, so a row
-  // dealt to no thread shows too. Triangles deal one block at a time.
+TEST_CASE("gemm: a product split by rows gives the same bits on any number of threads") {
+  // Each row is one thread's whole work, whichever thread takes it: one, two and three threads
+  // must agree bit for bit, in fp32 and with bf16 products. C starts as NaN, so a row dealt to
+  // no thread shows too. Under a triangle, blocks of rows are dealt in turn.
   rng r(11);
   for (const auto& [m, n, k, tri] : {std::tuple<index_t, index_t, index_t, triangle>{1000, 130, 70, triangle::none},
                                      {333, 96, 200, triangle::none},

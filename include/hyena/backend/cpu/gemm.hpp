@@ -161,10 +161,11 @@ struct cpu_gemm_ops : Base {
       const index_t pchunk = (panels + nt - 1) / nt;
       pack_b(B, k, n, std::min(panels, t * pchunk), std::min(panels, (t + 1) * pchunk), shared.packed.data());
 #pragma omp barrier
-      const index_t chunk = row_chunk(tri, tile<T>::mr), chunks = (row_blocks + chunk - 1) / chunk;
-#pragma omp for schedule(dynamic) nowait
-      for (index_t ch = 0; ch < chunks; ++ch) {
-        const index_t lo = ch * chunk * tile<T>::mr, hi = std::min(m, (ch + 1) * chunk * tile<T>::mr);
+      // Whole row blocks per thread; with a triangle, later rows carry more (c_lower, a_lower)
+      // or less (a_upper) work, so interleave blocks of rows instead of cutting in halves.
+      const index_t step = tri == triangle::none ? (row_blocks + nt - 1) / nt : 1;
+      for (index_t blk = index_t(t) * step; blk < row_blocks; blk += index_t(nt) * step) {
+        const index_t lo = blk * tile<T>::mr, hi = std::min(m, (blk + step) * tile<T>::mr);
         multiply_rows(tri, lo, hi, n, k, alpha, A, shared.packed.data(), k, beta, c, ldc, scratch.threads[t].apack.data(),
                       0, bias);
       }
@@ -269,10 +270,10 @@ struct cpu_gemm_ops : Base {
                       p_hi = std::min(panels, (t + 1) * pchunk);
         pack_b_pairs(B, k, n, p_lo, p_hi, shared.packed_pairs.data());
 #pragma omp barrier
-        const index_t chunk = row_chunk(tri, mr), chunks = (row_blocks + chunk - 1) / chunk;
-#pragma omp for schedule(dynamic) nowait
-        for (index_t ch = 0; ch < chunks; ++ch) {
-          const index_t lo = ch * chunk * mr, hi = std::min(m, (ch + 1) * chunk * mr);
+        // As product: halves of the rows, or with a triangle, blocks of rows in turn.
+        const index_t step = tri == triangle::none ? (row_blocks + nt - 1) / nt : 1;
+        for (index_t blk = index_t(t) * step; blk < row_blocks; blk += index_t(nt) * step) {
+          const index_t lo = blk * mr, hi = std::min(m, (blk + step) * mr);
           multiply_rows_bf16(tri, lo, hi, n, k, alpha, A, shared.packed_pairs.data(), k, beta, c, ldc,
                              buf.apack_pairs.data(), 0, bias);
         }
@@ -280,13 +281,6 @@ struct cpu_gemm_ops : Base {
     }
   }
 #endif
-
-  // Blocks of MR rows per share of a product split by rows. Shares are dealt on demand
-  // (schedule(dynamic)), so a thread the machine slows down takes fewer of them instead of
-  // holding the others at the barrier; each row is still computed whole by one thread, so the
-  // results do not depend on the deal. About 64 rows a share; with a triangle, whose later rows
-  // carry more (c_lower, a_lower) or less (a_upper) work, one block.
-  static index_t row_chunk(triangle tri, index_t mr) { return tri == triangle::none ? std::max<index_t>(1, 64 / mr) : 1; }
 
   static int thread_count() {
 #ifdef _OPENMP
