@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ab_commits.py: one benchmark built at two commits, the two binaries run in alternation.
 
-    python3 benchmarks/ab_commits.py OLD [NEW] [--rounds 10] [--work DIR] -- BENCH [ARGS...]
+    python3 benchmarks/ab_commits.py OLD [NEW] [--rounds 30] [--work DIR] -- BENCH [ARGS...]
 
     e.g. python3 benchmarks/ab_commits.py d2eaac8~1 d2eaac8 --rounds 10 -- bench_train --reps 7
 
@@ -13,7 +13,9 @@ first in even ones, so that any effect of running second cancels; use an even nu
 On this project's 2-core VMs single runs move by 10-30% (docs/results.md section 5), so only the
 alternation's medians and the spread of the per-round ratios are worth quoting, and even those
 are uncertain by a few percent: two A/A runs of 10 rounds (one commit against itself, teacher
-step) gave 0.972 and 0.964 on the Zen 4 VM of 2026-12-02 (docs/results.md section 5, run N).
+step) gave 0.972 and 0.964 on the Zen 4 VM of 2026-12-02, and on the same VM later 16 rounds
+read +6-8% for a change that 60 rounds put at -3% (docs/results.md section 5, run N). Hence the
+default of 30 rounds; a round of bench_train takes a few seconds.
 
 Prints, for every timing field of every JSON line (a field ending in _ms: lower is better), the
 median of each side, the median of the per-round ratios old / new (above 1: NEW is faster) and
@@ -75,7 +77,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("old")
     p.add_argument("new", nargs="?", default="HEAD")
-    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--work", default="/tmp/hyena-ab")
     a = p.parse_args(argv[:cut])
     bench = argv[cut + 1:]
