@@ -5,7 +5,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <tuple>
 #include <limits>
 #include <vector>
 
@@ -207,9 +206,14 @@ TEST_CASE("gemm: a product split by rows gives the same bits on any number of th
   // must agree bit for bit, in fp32 and with bf16 products. C starts as NaN, so a row dealt to
   // no thread shows too. Under a triangle, blocks of rows are dealt in turn.
   rng r(11);
-  for (const auto& [m, n, k, tri] : {std::tuple<index_t, index_t, index_t, triangle>{1000, 130, 70, triangle::none},
-                                     {333, 96, 200, triangle::none},
-                                     {300, 300, 40, triangle::c_lower}}) {
+  struct shape {
+    index_t m, n, k;
+    triangle tri;
+  };
+  for (const shape s : {shape{1000, 130, 70, triangle::none}, shape{333, 96, 200, triangle::none},
+                        shape{300, 300, 40, triangle::c_lower}}) {
+    const index_t m = s.m, n = s.n, k = s.k;
+    const triangle tri = s.tri;
     auto a = randn<float>(m * k, r), b = randn<float>(k * n, r), bias = randn<float>(n, r);
     const auto run = [&](int threads, backend::matmul_precision p) {
       backend::host_context ctx(threads);
