@@ -34,6 +34,7 @@ namespace fused_attention_detail {
 template <class T>
 struct worker {
   gemm_detail::aligned_vector<T> s, ds, k_t, v_t, k_rows, v_rows, small, apack;
+  gemm_detail::aligned_vector<T> row_values;  // one value per row of a block: 1 / sum in forward, dO . o in backward
   gemm_detail::aligned_vector<std::uint32_t> k_t2, v_t2, k_rows2, v_rows2, small2, apack2;
   template <class V>
   static void grow(gemm_detail::aligned_vector<V>& v, index_t n) {
@@ -77,11 +78,15 @@ struct workers {
 };
 
 // Row i of a block starting at query t0 sees keys [0, t0 + i]: the raw scores q.k become
-// probabilities of the scaled scores in place (scale applied here, so the product that wrote
-// them runs with alpha 1 and its tiles go straight to memory; max subtracted, sum in double),
-// zero beyond, and lse[i], of the scaled scores, is set.
+// e = exp(scale * s - max) in place, zero beyond up to kend (scale applied here, so the product
+// that wrote them runs with alpha 1 and its tiles go straight to memory); inv[i] = 1 / sum(e) and
+// lse[i], of the scaled scores, are set. The probabilities p = e * inv are never formed: the
+// caller scales the rows of e v instead, a (block x head_dim) pass rather than a (block x seq)
+// one (FlashAttention-2's deferred normalisation, Dao 2023, section 3.1.1). The exponentials and
+// their sum come from one pass, the sum in fp32 lanes over blocks of sum_block terms and in
+// double across blocks (attention.hpp's blocked_dot).
 template <class T>
-void softmax_rows(index_t rows, index_t t0, index_t kend, T* s, index_t lds, T scale, T* lse) {
+void softmax_rows(index_t rows, index_t t0, index_t kend, T* s, index_t lds, T scale, T* lse, T* inv) {
   using batch = xsimd::batch<T>;
   constexpr index_t w = static_cast<index_t>(batch::size);
   for (index_t i = 0; i < rows; ++i) {
@@ -94,34 +99,56 @@ void softmax_rows(index_t rows, index_t t0, index_t kend, T* s, index_t lds, T s
     vmax.store_aligned(lanes);
     T mx = *std::max_element(lanes, lanes + w);
     for (; j < n; ++j) mx = std::max(mx, r[j] * scale);
-    // exp over whole vectors, past n where the row has room (those lanes are zeroed next).
-    for (j = 0; j < n && j + w <= lds; j += w)
-      xsimd::exp(batch::load_unaligned(r + j) * scale - mx).store_unaligned(r + j);
-    for (; j < n; ++j) r[j] = std::exp(r[j] * scale - mx);
-    std::fill(r + n, r + std::min(kend, j), T(0));
-    const double sum = attention_detail::blocked_dot<T>(r, nullptr, n);
-    const T inv = static_cast<T>(1.0 / sum);
-    for (j = 0; j + w <= n; j += w) (batch::load_unaligned(r + j) * inv).store_unaligned(r + j);
-    for (; j < n; ++j) r[j] *= inv;
+    double sum = 0;
+    for (index_t lo = 0; lo < n; lo += attention_detail::sum_block) {
+      const index_t hi = std::min(n, lo + attention_detail::sum_block);
+      batch acc(T(0));
+      for (j = lo; j + w <= hi; j += w) {
+        const batch e = xsimd::exp(batch::load_unaligned(r + j) * scale - mx);
+        e.store_unaligned(r + j);
+        acc += e;
+      }
+      if (j < hi && j + w <= lds) {  // the row's last, partial vector, whole where the row has room
+        xsimd::exp(batch::load_unaligned(r + j) * scale - mx).store_unaligned(r + j);
+        std::fill(r + n, r + j + w, T(0));  // its lanes past the row's own key, before they are summed
+        acc += batch::load_unaligned(r + j);
+        j = hi;
+      }
+      double part = xsimd::hadd(acc);
+      for (; j < hi; ++j) part += (r[j] = std::exp(r[j] * scale - mx));
+      sum += part;
+    }
     std::fill(r + n, r + kend, T(0));
+    inv[i] = static_cast<T>(1.0 / sum);
     lse[i] = static_cast<T>(double(mx) + std::log(sum));
   }
 }
 
-// p = exp(scale * s - lse) on row i's keys [0, t0 + i], zero beyond (backward's rebuild, from raw
-// scores as softmax_rows takes them).
+// Backward's elementwise step on a block, one pass: from the raw scores s (as softmax_rows takes
+// them) the probabilities p = exp(scale * s - lse), and from dp = dO v^T the scores' gradient
+// ds = p * (dp - rowdot) * scale, where rowdot[i] = dO_i . o_i (= sum_j p_j dp_j); both in place,
+// on row i's keys [0, t0 + i] and zero beyond up to kend.
 template <class T>
-void probabilities_from_lse(index_t rows, index_t t0, index_t kend, T* s, index_t lds, T scale, const T* lse) {
+void probabilities_and_score_grads(index_t rows, index_t t0, index_t kend, T* s, T* dp, index_t ld, T scale,
+                                   const T* lse, const T* rowdot) {
   using batch = xsimd::batch<T>;
   constexpr index_t w = static_cast<index_t>(batch::size);
   for (index_t i = 0; i < rows; ++i) {
-    T* r = s + i * lds;
+    T *pr = s + i * ld, *dr = dp + i * ld;
     const index_t n = t0 + i + 1;
+    const T shift = lse[i], dot = rowdot[i];
     index_t j = 0;
-    for (; j < n && j + w <= lds; j += w)
-      xsimd::exp(batch::load_unaligned(r + j) * scale - lse[i]).store_unaligned(r + j);
-    for (; j < n; ++j) r[j] = std::exp(r[j] * scale - lse[i]);
-    std::fill(r + n, r + kend, T(0));
+    for (; j < n && j + w <= ld; j += w) {  // whole vectors, past n where the row has room (zeroed next)
+      const batch p = xsimd::exp(batch::load_unaligned(pr + j) * scale - shift);
+      p.store_unaligned(pr + j);
+      (p * (batch::load_unaligned(dr + j) - dot) * scale).store_unaligned(dr + j);
+    }
+    for (; j < n; ++j) {
+      pr[j] = std::exp(pr[j] * scale - shift);
+      dr[j] = pr[j] * (dr[j] - dot) * scale;
+    }
+    std::fill(pr + n, pr + kend, T(0));
+    std::fill(dr + n, dr + kend, T(0));
   }
 }
 
@@ -156,9 +183,14 @@ struct cpu_fused_attention_ops : Base {
         // scores of the block (only keys <= query are computed; scaled in the softmax), softmax, then P v
         prod.multiply(triangle::c_lower, n_rows, kend, D, T(1), operand<T>::of(q + t0 * qkv_row, qkv_row, false),
                       w.k_t.data(), w.k_t2.data(), D, T(0), w.s.data(), L, t0);
-        fused_attention_detail::softmax_rows(n_rows, t0, kend, w.s.data(), L, scale, lse + (b * heads + h) * L + t0);
+        T* inv = w.row_values.data();
+        fused_attention_detail::softmax_rows(n_rows, t0, kend, w.s.data(), L, scale, lse + (b * heads + h) * L + t0,
+                                             inv);
+        T* o = out + (b * L + t0) * out_row + h * D;
         prod.multiply(triangle::a_lower, n_rows, D, kend, T(1), operand<T>::of(w.s.data(), L, false), w.v_rows.data(),
-                      w.v_rows2.data(), L, T(0), out + (b * L + t0) * out_row + h * D, out_row, t0);
+                      w.v_rows2.data(), L, T(0), o, out_row, t0);
+        for (index_t i = 0; i < n_rows; ++i)  // the softmax's normalisation, deferred to here
+          for (index_t d = 0; d < D; ++d) o[i * out_row + d] *= inv[i];
       }
     }
   }
@@ -200,19 +232,12 @@ struct cpu_fused_attention_ops : Base {
           T *p = w.s.data(), *ds = w.ds.data();
           prod.multiply(triangle::c_lower, n, kend, D, T(1), operand<T>::of(q + t0 * qkv_row, qkv_row, false),
                         w.k_t.data(), w.k_t2.data(), D, T(0), p, L, t0);
-          fused_attention_detail::probabilities_from_lse(n, t0, kend, p, L, scale, row_lse + t0);
           prod.multiply(triangle::c_lower, n, kend, D, T(1), operand<T>::of(dO + t0 * out_row, out_row, false),
                         w.v_t.data(), w.v_t2.data(), D, T(0), ds, L, t0);
-          // ds = p * (dp - dO . o) * scale, zero above the diagonal (p is zero there)
-          for (index_t i = 0; i < n; ++i) {
-            const T rowdot = static_cast<T>(attention_detail::blocked_dot<T>(dO + (t0 + i) * out_row,
-                                                                             o + (t0 + i) * out_row, D));
-            T* dr = ds + i * L;
-            const T* pr = p + i * L;
-            const index_t seen = t0 + i + 1;  // dp past it was not computed
-            for (index_t j = 0; j < seen; ++j) dr[j] = pr[j] * (dr[j] - rowdot) * scale;
-            std::fill(dr + seen, dr + kend, T(0));
-          }
+          T* rowdot = w.row_values.data();
+          for (index_t i = 0; i < n; ++i)
+            rowdot[i] = static_cast<T>(attention_detail::blocked_dot<T>(dO + (t0 + i) * out_row, o + (t0 + i) * out_row, D));
+          fused_attention_detail::probabilities_and_score_grads(n, t0, kend, p, ds, L, scale, row_lse + t0, rowdot);
           // dq = ds k (assigned), dk += ds^T q, dv += p^T dO
           prod.multiply(triangle::a_lower, n, D, kend, T(1), operand<T>::of(ds, L, false), w.k_rows.data(),
                         w.k_rows2.data(), L, T(0), drows + t0 * qkv_row + h * D, qkv_row, t0);
@@ -247,6 +272,7 @@ struct cpu_fused_attention_ops : Base {
     using W = fused_attention_detail::worker<T>;
     W::grow(w.s, block * L);
     W::grow(w.ds, block * L);
+    W::grow(w.row_values, block);
     if (!pairs) {  // fp32 packs; bf16 products pack straight into pairs and use only those below
       W::grow(w.k_t, packed_size<T>(D, L));
       W::grow(w.v_t, packed_size<T>(D, L));
