@@ -34,6 +34,27 @@ TEST_CASE("gpt_neox: cpu matches cpu_ref") {
   testing::check_model_parity<models::gpt_neox<backend::cpu>, models::gpt_neox<backend::cpu_ref>>(c, 2, 16);
 }
 
+TEST_CASE("gpt_neox: a layer keeps only what backward needs from forward; backward's scratch is shared") {
+  // (batch, seq) = (2, 16), hidden 32, 4 heads, MLP 64: every tensor a whole number of the arena's
+  // 16-float alignment, so the per-layer growth is an exact sum.
+  const index_t B = 2, L = 16, H = 32, heads = 4, I = 64, rows = B * L;
+  const auto bytes_with = [&](index_t layers) {
+    models::gpt_neox<backend::cpu> m(models::gpt_neox_config(37, H, layers, heads, I, L));
+    m.reserve(B, L, mode::train);
+    return m.activation_bytes();
+  };
+  const index_t kept = rows * H         // the block's input (the residual stream)
+                       + 2 * 2 * rows   // the two layer norms' mean and rstd
+                       + 4 * rows * H   // norm1_out, mixer_out, norm2_out, mlp_out
+                       + rows * 3 * H   // attention's q, k, v
+                       + B * heads * L  // its log-sum-exp rows
+                       + rows * H       // its heads before the output projection
+                       + 2 * rows * I;  // the MLP's pre-activation and GELU output
+  // Backward's gradient buffers (block::backward's three, the MLP's and attention's) live in
+  // the context, one set for all layers (nn/layer.hpp's context_scratch), not here.
+  CHECK(bytes_with(3) - bytes_with(2) == kept * sizeof(float));
+}
+
 TEST_CASE("gpt_neox: inference mode gives the training-mode logits and fires every hook") {
   auto c = tiny();
   models::gpt_neox<backend::cpu> train(c), infer(c);

@@ -63,7 +63,6 @@ struct block {
     tview norm1_out, mixer_out;    // (batch, seq, hidden)
     tview mid;                     // sequential form: x + mixer_out
     tview norm2_out, mlp_out;
-    tview d_a, d_b, d_mixer_out;   // backward scratch
     template <class W>
     void visit(W&& w, const config& c, index_t batch, index_t seq) {
       shape s{batch, seq, c.hidden};
@@ -77,9 +76,6 @@ struct block {
       if (!c.parallel_residual) w("mid", mid, s);
       w("norm2_out", norm2_out, s);
       w("mlp_out", mlp_out, s);
-      w("d_a", d_a, s);
-      w("d_b", d_b, s);
-      w("d_mixer_out", d_mixer_out, s);
     }
   };
 
@@ -133,19 +129,23 @@ struct block {
   static void backward(context& ctx, const config& c, const params& p, cache& k, ctview dy, tview dx, params& g,
                        const std::function<void(tview)>& mixer_hook = {}) {
     const index_t n = dy.numel();
+    // Three (batch, seq, hidden) buffers of scratch, shared by every block of this type
+    // (nn/layer.hpp's context_scratch).
+    T* scratch = nn::context_scratch<block, B, T>(ctx, 3 * n);
+    const tview d_a(scratch, dy.shape), d_b(scratch + n, dy.shape), d_mixer_out(scratch + 2 * n, dy.shape);
     // MLP branch: d(mlp_out) = dy.
-    mlp::backward(ctx, mlp_config(c), p.ffn, k.ffn, dy, k.d_a, g.ffn);
-    norm::backward(ctx, norm_config(c), p.norm2, k.norm2, k.d_a, k.d_b, g.norm2);  // d_b: d(mlp input)
+    mlp::backward(ctx, mlp_config(c), p.ffn, k.ffn, dy, d_a, g.ffn);
+    norm::backward(ctx, norm_config(c), p.norm2, k.norm2, d_a, d_b, g.norm2);  // d_b: d(mlp input)
     // d(mixer_out) = dy, plus the MLP branch's gradient in the sequential form.
-    if (c.parallel_residual) B::copy(ctx, n, dy.data, k.d_mixer_out.data);
-    else B::add(ctx, n, dy.data, k.d_b.data, k.d_mixer_out.data);
-    if (mixer_hook) mixer_hook(k.d_mixer_out);
-    mixer::backward(ctx, mixer_config(c), p.mix, k.mix, k.d_mixer_out, k.d_a, g.mix);
+    if (c.parallel_residual) B::copy(ctx, n, dy.data, d_mixer_out.data);
+    else B::add(ctx, n, dy.data, d_b.data, d_mixer_out.data);
+    if (mixer_hook) mixer_hook(d_mixer_out);
+    mixer::backward(ctx, mixer_config(c), p.mix, k.mix, d_mixer_out, d_a, g.mix);
     // dx = dy + MLP branch + norm1 branch (the same sum in both forms: in the sequential
     // form the MLP branch reaches x through the residual h = x + mixer_out).
-    B::add(ctx, n, dy.data, k.d_b.data, dx.data);
-    norm::backward(ctx, norm_config(c), p.norm1, k.norm1, k.d_a, k.d_b, g.norm1);
-    B::axpy(ctx, n, T(1), k.d_b.data, dx.data);
+    B::add(ctx, n, dy.data, d_b.data, dx.data);
+    norm::backward(ctx, norm_config(c), p.norm1, k.norm1, d_a, d_b, g.norm1);
+    B::axpy(ctx, n, T(1), d_b.data, dx.data);
   }
 };
 

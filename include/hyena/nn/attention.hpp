@@ -203,14 +203,7 @@ struct attention {
                 "attention: cache too small for batch ", batch, ", seq ", seq, " (bind it with at least these)");
   }
 
-  struct workspace {
-    tensor<T, typename B::memory> buf;
-  };
-  static T* scratch(context& ctx, index_t n) {
-    auto& ws = ctx.template state<workspace>();
-    if (ws.buf.numel() < n) ws.buf = tensor<T, typename B::memory>(shape{n});
-    return ws.buf.data();
-  }
+  static T* scratch(context& ctx, index_t n) { return context_scratch<attention, B, T>(ctx, n); }
 };
 
 }  // namespace hyena::nn

@@ -39,12 +39,10 @@ struct gelu_mlp {
     typename proj::cache fc_in, fc_out;  // views of their inputs
     tview pre;   // (batch, seq, intermediate): fc_in output, the GELU input
     tview act;   // (batch, seq, intermediate): GELU output, fc_out's input
-    tview grad;  // (batch, seq, intermediate): backward scratch for d act, then d pre in place
     template <class W>
     void visit(W& w, const config& c, index_t batch, index_t seq) {
       w("pre", pre, {batch, seq, c.intermediate});
       w("act", act, {batch, seq, c.intermediate});
-      w("grad", grad, {batch, seq, c.intermediate});
     }
   };
 
@@ -72,7 +70,8 @@ struct gelu_mlp {
     index_t rows = rows_of(dy, c.hidden, "gelu_mlp output gradient");
     HYENA_CHECK(rows == k.fc_in.x.numel() / c.hidden, "gelu_mlp: gradient has ", rows, " rows, forward had ",
                 k.fc_in.x.numel() / c.hidden);
-    tview d = scratch(k.grad, rows, c.intermediate);
+    // d act, then d pre in place: backward scratch from the context (nn/layer.hpp's context_scratch)
+    tview d(context_scratch<gelu_mlp, B, T>(ctx, rows * c.intermediate), {rows, c.intermediate});
     proj::backward(ctx, c.fc_out(), p.fc_out, k.fc_out, dy.reshape({rows, c.hidden}), d, g.fc_out);
     B::gelu_backward(ctx, rows * c.intermediate, k.pre.data, d.data, d.data);  // in place: d act -> d pre
     if (!dx.empty()) check_same_shape(dx, dy, "gelu_mlp input gradient");

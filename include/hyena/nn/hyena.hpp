@@ -534,14 +534,7 @@ struct hyena_operator {
     const index_t n = batch * seq * c.hidden;
     return (c.blocks() + 3 + (c.rank > 1 ? 1 : 0)) * n + c.convs() * c.hidden * seq;
   }
-  struct workspace {
-    tensor<T, typename B::memory> buf;
-  };
-  static T* scratch(context& ctx, index_t n) {
-    auto& ws = ctx.template state<workspace>();
-    if (ws.buf.numel() < n) ws.buf = tensor<T, typename B::memory>(shape{n});
-    return ws.buf.data();
-  }
+  static T* scratch(context& ctx, index_t n) { return context_scratch<hyena_operator, B, T>(ctx, n); }
 };
 
 }  // namespace hyena::nn

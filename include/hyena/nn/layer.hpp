@@ -40,4 +40,19 @@ void check_same_shape(const V1& a, const V2& b, const char* what) {
   HYENA_CHECK(a.shape == b.shape, what, ": shapes differ, ", a.shape, " vs ", b.shape);
 }
 
+// Scratch that only a layer's backward (or a step inside its forward) needs, held by the context
+// rather than by every layer's cache: one buffer of at least n values per Owner type, grown on
+// demand and shared by every layer of that type, since they run one at a time. Its contents are
+// whatever the last user left. Sharing it keeps the activation arena to what backward must keep
+// from forward, and keeps the scratch warm in cache from one layer to the next.
+template <class Owner, class B, class T>
+T* context_scratch(typename B::context& ctx, index_t n) {
+  struct held {
+    tensor<T, typename B::memory> buf;
+  };
+  auto& h = ctx.template state<held>();
+  if (h.buf.numel() < n) h.buf = tensor<T, typename B::memory>(shape{n});
+  return h.buf.data();
+}
+
 }  // namespace hyena::nn
