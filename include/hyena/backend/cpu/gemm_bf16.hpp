@@ -203,6 +203,7 @@ inline void multiply_rows_dpbf16(triangle tri, index_t m_lo, index_t m_hi, index
     const float b = t.first ? beta : 1.0f;
     const float* tile_bias = t.first && bias ? bias + t.j0 : nullptr;
     float* ct = c + t.i0 * ldc + t.j0;
+    if (t.first) prefetch_next_c_tile<float>(t, c, ldc, n, m_hi);
     if (a.cs == 1) micro_tile_bf16<true>(pairs, ap + q0, dp, 1, bp, alpha, b, ct, ldc, t.rows, t.cols, tile_bias);
     else micro_tile_bf16<false>(pairs, ap + q0 * mr, 1, mr, bp, alpha, b, ct, ldc, t.rows, t.cols, tile_bias);
   };

@@ -334,6 +334,22 @@ struct tile_job {
   bool first;
 };
 
+// Asks for the cache lines of the C tile that walk_tiles reaches MC / MR tiles after tile t: the
+// same rows in the next panel, or after the last panel, the first panel of the next block of
+// rows. A product's output is mostly a buffer nothing has touched since the previous step, in no
+// cache; without this each tile's store waits for its lines to arrive. With it, a product whose
+// C starts out of cache ran 25-50% faster (docs/results.md section 5, run O). A prefetch never
+// faults; the addresses stay inside C all the same.
+template <class T, index_t MC = tile<T>::mc>
+HYENA_KERNEL_INLINE void prefetch_next_c_tile(const tile_job& t, T* c, index_t ldc, index_t n, index_t m_hi) {
+  constexpr index_t nr = tile<T>::nr, line = 64 / static_cast<index_t>(sizeof(T));
+  index_t i0 = t.i0, j0 = t.j0 + nr;
+  if (j0 >= n) i0 += MC, j0 = 0;
+  const index_t rows = std::min(t.rows, m_hi - i0), j_end = std::min(n, j0 + nr);
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t j = j0; j < j_end; j += line) __builtin_prefetch(c + (i0 + r) * ldc + j, 1, 3);
+}
+
 // The loops of a product over rows [m_lo, m_hi) of C (m x n, depth k), shared by multiply_rows and
 // multiply_rows_bf16: depth blocks of KC, blocks of MC rows (pack_block(ic, ie, pc, pe) is called
 // once for each), panels of NR columns, tiles of MR rows (run_tile(tile_job) for each with work).
@@ -404,6 +420,7 @@ void multiply_rows(triangle tri, index_t m_lo, index_t m_hi, index_t n, index_t 
     const T b = t.first ? beta : T(1);
     const T* tile_bias = t.first && bias ? bias + t.j0 : nullptr;
     T* ct = c + t.i0 * ldc + t.j0;
+    if (t.first) prefetch_next_c_tile<T>(t, c, ldc, n, m_hi);
     const index_t depth = t.hi - t.lo;
     if (pack || t.rows < mr) {
       const T* ap = apack + (t.i0 - t.ic) / mr * mr * (t.pe - t.pc);
