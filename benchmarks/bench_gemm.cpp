@@ -3,8 +3,9 @@
 // products of the linear layers; attention's per-head products with their triangle hints),
 // side by side with Eigen's product on the same shapes.
 //   bench_gemm [--threads N] [--tokens 2048] [--width 128] [--seq 256] [--matmul-precision medium] [--peak-only]
-// Prints markdown tables (docs/results.md section 5), the last one a linear layer's forward with and
-// without its bias fused into the product; --peak-only prints just the peak as one JSON line (with
+// Prints markdown tables (docs/results.md section 5), the last two a linear layer's forward with and
+// without its bias fused into the product, and products whose output starts out of cache, as in a
+// training step, beside the same with everything in cache; --peak-only prints just the peak as one JSON line (with
 // bf16_peak_gflops where the build has bf16 products: AMX tiles' where they run, else vdpbf16ps's).
 // --matmul-precision medium runs our products with bf16 inputs and fp32 sums (cpu/gemm_bf16.hpp),
 // where the "% of peak" column is still against the fp32 FMA peak (vdpbf16ps's is twice it on Zen 4;
@@ -205,6 +206,50 @@ void print_bias_table(backend::host_context& ctx, index_t tokens, index_t w, ind
   }
 }
 
+// A linear layer's products as a training step meets them: C is a buffer nothing has touched
+// since the previous step, out of every cache, while A was just written by the op before. Before
+// each call 64 MB are written (more than this kind of machine's L3) and then A is read again;
+// the same product with everything in cache alternates with it, call by call. Medians of 60.
+void print_cold_output_table(backend::host_context& ctx, index_t tokens, index_t w, index_t mlp) {
+  std::printf("\n### Products whose output starts out of cache, as in a training step (%d threads)\n\n", ctx.threads());
+  std::printf("| product | m x n x k | C in cache GFLOP/s | C out of cache GFLOP/s | ratio |\n|---|---|---|---|---|\n");
+  std::vector<float> evict(std::size_t(64) << 18);
+  float sink = 0;
+  struct shape {
+    const char* what;
+    bool ta, tb;
+    index_t m, n, k;
+  };
+  for (const shape s : {shape{"qkv forward", false, true, tokens, 3 * w, w}, shape{"MLP up forward", false, true, tokens, mlp, w},
+                        shape{"MLP down forward", false, true, tokens, w, mlp},
+                        shape{"MLP up weight grad", true, false, mlp, w, tokens}}) {
+    std::vector<float> a(s.m * s.k), b(s.k * s.n), c(s.m * s.n);
+    rng r(3);
+    for (auto* v : {&a, &b})
+      for (auto& e : *v) e = float(r.normal());
+    const auto run = [&] {
+      backend::cpu::gemm(ctx, s.ta, s.tb, s.m, s.n, s.k, 1.0f, a.data(), s.ta ? s.m : s.k, b.data(), s.tb ? s.k : s.n,
+                         0.0f, c.data(), s.n);
+    };
+    std::vector<double> warm, cold;
+    for (int rep = 0; rep < 60; ++rep) {
+      warm.push_back(bench::median_seconds(1, run));
+      for (auto& e : evict) e += 1.0f;
+      for (float e : a) sink += e;
+      const auto t0 = std::chrono::steady_clock::now();
+      run();
+      cold.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(warm.begin(), warm.end());
+    std::sort(cold.begin(), cold.end());
+    const double flops = 2.0 * double(s.m) * double(s.n) * double(s.k), tw = warm[warm.size() / 2],
+                 tc = cold[cold.size() / 2];
+    std::printf("| %s | %lldx%lldx%lld | %.1f | %.1f | %.2f |\n", s.what, (long long)s.m, (long long)s.n,
+                (long long)s.k, flops / tw * 1e-9, flops / tc * 1e-9, tw / tc);
+  }
+  if (sink == 1.2345f) std::printf("%g\n", double(sink));  // keeps the reads of A
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -289,5 +334,6 @@ int main(int argc, char** argv) {
   std::printf("\nUnder a triangle hint the useful work (half the full product) is what is counted, for both;\n"
               "Eigen computes the full product.\n");
   print_bias_table(ctx, tokens, w, mlp);
+  print_cold_output_table(ctx, tokens, w, mlp);
   return 0;
 }
