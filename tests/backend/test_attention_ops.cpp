@@ -230,6 +230,10 @@ TEST_CASE("fused causal attention: cpu matches cpu_ref, forward and backward, MH
   check_fused_attention<float>({1, 130, 4, 2, 16, 5}, 2e-5);   // GQA, padded rows
   check_fused_attention<float>({3, 70, 6, 1, 40, 3}, 2e-5);    // one kv head; head_dim over one panel
   check_fused_attention<double>({2, 100, 2, 1, 24, 1}, 1e-11);
+  // Rows longer than attention_detail::sum_block (1024): the softmax's sum of exponentials
+  // crosses its fp32 blocks, and rows end at every offset within a vector.
+  check_fused_attention<float>({1, 1100, 1, 1, 8, 0}, 2e-5);
+  check_fused_attention<double>({1, 1041, 1, 1, 8, 0}, 1e-11);
 }
 
 namespace {
