@@ -5,8 +5,8 @@
 //   bench_gemm [--threads N] [--tokens 2048] [--width 128] [--seq 256] [--matmul-precision medium] [--peak-only]
 // Prints markdown tables (docs/results.md section 5), the last two a linear layer's forward with and
 // without its bias fused into the product, and products whose output starts out of cache, as in a
-// training step, beside the same with everything in cache; --peak-only prints just the peak as one JSON line (with
-// bf16_peak_gflops where the build has bf16 products: AMX tiles' where they run, else vdpbf16ps's).
+// training step, beside the same with everything in cache; --peak-only prints just the peak as one
+// JSON line (with bf16_peak_gflops where the build has bf16 products: AMX tiles' where they run, else vdpbf16ps's).
 // --matmul-precision medium runs our products with bf16 inputs and fp32 sums (cpu/gemm_bf16.hpp),
 // where the "% of peak" column is still against the fp32 FMA peak (vdpbf16ps's is twice it on Zen 4;
 // AMX's, where medium runs on AMX tiles, is about 15 times it: --peak-only prints both).
@@ -211,8 +211,10 @@ void print_bias_table(backend::host_context& ctx, index_t tokens, index_t w, ind
 // each call 64 MB are written (more than this kind of machine's L3) and then A is read again;
 // the same product with everything in cache alternates with it, call by call. Medians of 60.
 void print_cold_output_table(backend::host_context& ctx, index_t tokens, index_t w, index_t mlp) {
-  std::printf("\n### Products whose output starts out of cache, as in a training step (%d threads)\n\n", ctx.threads());
-  std::printf("| product | m x n x k | C in cache GFLOP/s | C out of cache GFLOP/s | ratio |\n|---|---|---|---|---|\n");
+  std::printf("\n### Products whose output starts out of cache, as in a training step (%d threads)\n\n",
+              ctx.threads());
+  std::printf("| product | m x n x k | C in cache GFLOP/s | C out of cache GFLOP/s | ratio |\n"
+              "|---|---|---|---|---|\n");
   std::vector<float> evict(std::size_t(64) << 18);
   float sink = 0;
   struct shape {
@@ -220,7 +222,8 @@ void print_cold_output_table(backend::host_context& ctx, index_t tokens, index_t
     bool ta, tb;
     index_t m, n, k;
   };
-  for (const shape s : {shape{"qkv forward", false, true, tokens, 3 * w, w}, shape{"MLP up forward", false, true, tokens, mlp, w},
+  for (const shape s : {shape{"qkv forward", false, true, tokens, 3 * w, w},
+                        shape{"MLP up forward", false, true, tokens, mlp, w},
                         shape{"MLP down forward", false, true, tokens, w, mlp},
                         shape{"MLP up weight grad", true, false, mlp, w, tokens}}) {
     std::vector<float> a(s.m * s.k), b(s.k * s.n), c(s.m * s.n);

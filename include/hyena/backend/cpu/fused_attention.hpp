@@ -235,8 +235,10 @@ struct cpu_fused_attention_ops : Base {
           prod.multiply(triangle::c_lower, n, kend, D, T(1), operand<T>::of(dO + t0 * out_row, out_row, false),
                         w.v_t.data(), w.v_t2.data(), D, T(0), ds, L, t0);
           T* rowdot = w.row_values.data();
-          for (index_t i = 0; i < n; ++i)
-            rowdot[i] = static_cast<T>(attention_detail::blocked_dot<T>(dO + (t0 + i) * out_row, o + (t0 + i) * out_row, D));
+          for (index_t i = 0; i < n; ++i) {
+            const index_t at = (t0 + i) * out_row;
+            rowdot[i] = static_cast<T>(attention_detail::blocked_dot<T>(dO + at, o + at, D));
+          }
           fused_attention_detail::probabilities_and_score_grads(n, t0, kend, p, ds, L, scale, row_lse + t0, rowdot);
           // dq = ds k (assigned), dk += ds^T q, dv += p^T dO
           prod.multiply(triangle::a_lower, n, D, kend, T(1), operand<T>::of(ds, L, false), w.k_rows.data(),
